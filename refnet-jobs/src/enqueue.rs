@@ -1,0 +1,197 @@
+//! Putting jobs in the queue: options, typed and untyped, one or many.
+//!
+//! Every function takes any sqlx executor — a pool, a connection or the
+//! caller's open transaction — so a job can be enqueued atomically with the
+//! caller's own writes: it exists if and only if that transaction commits.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::db::jobs::{self, InsertRow};
+use crate::task::Task;
+use crate::{Error, Result};
+
+/// The default queue.
+pub const DEFAULT_QUEUE: &str = "default";
+/// The default number of attempts (the first run and two retries).
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+
+/// A job to enqueue: task name, JSON arguments and options.
+///
+/// ```
+/// use refnet_jobs::NewJob;
+/// let job = NewJob::new("refnet.crawler.crawl_paper", serde_json::json!({"paper_id": "ab12"}))
+///     .queue("crawl")
+///     .max_attempts(4)
+///     .unique_key("crawl:ab12");
+/// assert_eq!(job.task_name(), "refnet.crawler.crawl_paper");
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    task: String,
+    args: serde_json::Value,
+    queue: String,
+    priority: i16,
+    max_attempts: i32,
+    run_at: Option<DateTime<Utc>>,
+    unique_key: Option<String>,
+    tags: Vec<String>,
+}
+
+impl NewJob {
+    /// An untyped job: a task name (which may live in another service) and its JSON arguments,
+    /// on the default queue with default options.
+    pub fn new(task: impl Into<String>, args: serde_json::Value) -> Self {
+        NewJob {
+            task: task.into(),
+            args,
+            queue: DEFAULT_QUEUE.to_string(),
+            priority: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            run_at: None,
+            unique_key: None,
+            tags: Vec::new(),
+        }
+    }
+
+    /// A typed job for task `T`, with `T`'s queue and attempts as defaults.
+    ///
+    /// Fails with [`Error::InvalidArgs`] when the arguments do not serialize to JSON.
+    pub fn typed<T: Task>(args: &T::Args) -> Result<Self> {
+        let args = serde_json::to_value(args).map_err(|e| Error::InvalidArgs(e.to_string()))?;
+        let options = T::options();
+        Ok(NewJob::new(T::NAME, args)
+            .queue(options.queue)
+            .max_attempts(options.max_attempts))
+    }
+
+    /// The queue to wait in.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Higher priorities are claimed first (default 0).
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Attempts allowed in all, at least 1.
+    pub fn max_attempts(mut self, max_attempts: i32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Do not run before this instant.
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// Do not run before this delay has passed (measured from the caller's clock).
+    pub fn run_in(self, delay: std::time::Duration) -> Self {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.run_at(Utc::now() + delay)
+    }
+
+    /// While a live job with this key exists, enqueueing another inserts nothing
+    /// and returns the existing job's id.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// Adds a free-form label.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// The task this job runs.
+    pub fn task_name(&self) -> &str {
+        &self.task
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.task.trim().is_empty() {
+            return Err(Error::InvalidOption("task name is empty".into()));
+        }
+        if self.queue.trim().is_empty() {
+            return Err(Error::InvalidOption("queue name is empty".into()));
+        }
+        if self.max_attempts < 1 {
+            return Err(Error::InvalidOption(format!(
+                "max_attempts must be at least 1, got {}",
+                self.max_attempts
+            )));
+        }
+        Ok(())
+    }
+
+    fn row(&self) -> InsertRow<'_> {
+        InsertRow {
+            id: Uuid::now_v7(),
+            task: &self.task,
+            queue: &self.queue,
+            args: &self.args,
+            priority: self.priority,
+            max_attempts: self.max_attempts,
+            run_at: self.run_at,
+            unique_key: self.unique_key.as_deref(),
+            schedule_name: None,
+            scheduled_for: None,
+            tags: &self.tags,
+        }
+    }
+}
+
+/// The outcome of [`enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    /// The job's id: the new one, or the live job holding the same unique key.
+    pub id: Uuid,
+    /// False when a live job with the same unique key already existed.
+    pub inserted: bool,
+}
+
+/// Enqueues one job on any executor (pool, connection or open transaction).
+///
+/// Fails with [`Error::InvalidOption`] for an empty task or queue name or
+/// `max_attempts < 1`, and with [`Error::Database`] when the insert fails.
+pub async fn enqueue<'e>(executor: impl PgExecutor<'e>, job: &NewJob) -> Result<Enqueued> {
+    job.validate()?;
+    let (id, inserted) = jobs::insert_one(executor, &job.row()).await?;
+    Ok(Enqueued { id, inserted })
+}
+
+/// Enqueues a typed job for task `T`.
+pub async fn enqueue_typed<'e, T: Task>(
+    executor: impl PgExecutor<'e>,
+    args: &T::Args,
+) -> Result<Enqueued> {
+    enqueue(executor, &NewJob::typed::<T>(args)?).await
+}
+
+/// Enqueues many jobs in one statement. Jobs whose unique key is held by a
+/// live job (or repeated within `jobs`) are skipped; returns the ids inserted.
+pub async fn enqueue_many<'e>(executor: impl PgExecutor<'e>, jobs: &[NewJob]) -> Result<Vec<Uuid>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    for job in jobs {
+        job.validate()?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let rows: Vec<InsertRow<'_>> = jobs
+        .iter()
+        .filter(|job| match &job.unique_key {
+            Some(key) => seen.insert(key.as_str()),
+            None => true,
+        })
+        .map(NewJob::row)
+        .collect();
+    jobs::insert_many(executor, &rows).await
+}

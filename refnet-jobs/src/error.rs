@@ -1,0 +1,52 @@
+//! The crate's error type.
+
+/// Everything that can go wrong in a refnet-jobs call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database refused a statement or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A cron expression could not be parsed or never matches.
+    #[error("invalid cron expression {expr:?}: {reason}")]
+    InvalidCron {
+        /// The expression as given.
+        expr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A time zone name is not in the IANA database.
+    #[error("unknown time zone {0:?} (use an IANA name such as Asia/Tokyo or UTC)")]
+    UnknownTimeZone(String),
+    /// A task name is not known to any worker.
+    #[error("unknown task {name:?}; known tasks: {}", if known.is_empty() { "none registered yet (start a runner or a worker first)".to_string() } else { known.join(", ") })]
+    UnknownTask {
+        /// The name asked for.
+        name: String,
+        /// The names (and aliases) that exist.
+        known: Vec<String>,
+    },
+    /// A job's arguments could not be encoded or decoded as JSON.
+    #[error("invalid job arguments: {0}")]
+    InvalidArgs(String),
+    /// A job option is out of range (for example `max_attempts = 0`).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// A schedule definition is invalid.
+    #[error("schedule {name:?}: {reason}")]
+    InvalidSchedule {
+        /// The schedule's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No job or schedule with this id or name exists.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

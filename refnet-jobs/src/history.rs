@@ -1,0 +1,79 @@
+//! Queries over jobs: finished history, one job, live counts.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::job::{Job, JobState};
+use crate::{Result, db};
+
+/// Which finished jobs [`finished`] returns.
+#[derive(Debug, Clone)]
+pub struct HistoryFilter {
+    /// Finished at or after this instant.
+    pub since: DateTime<Utc>,
+    /// Only this task.
+    pub task: Option<String>,
+    /// Only this final state.
+    pub state: Option<JobState>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+impl HistoryFilter {
+    /// Jobs finished in the last `days` days, at most 100.
+    pub fn last_days(days: u32) -> Self {
+        HistoryFilter {
+            since: Utc::now() - chrono::Duration::days(i64::from(days)),
+            task: None,
+            state: None,
+            queue: None,
+            limit: 100,
+        }
+    }
+}
+
+/// Finished jobs (completed, failed, cancelled), newest first.
+pub async fn finished(pool: &PgPool, filter: &HistoryFilter) -> Result<Vec<Job>> {
+    db::jobs::finished(
+        pool,
+        filter.since,
+        filter.task.as_deref(),
+        filter.state.map(JobState::as_str),
+        filter.queue.as_deref(),
+        filter.limit,
+    )
+    .await
+}
+
+/// One job by id, or `None`.
+pub async fn job(pool: &PgPool, id: Uuid) -> Result<Option<Job>> {
+    db::jobs::get(pool, id).await
+}
+
+/// How many live jobs one queue holds in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueCount {
+    /// The queue.
+    pub queue: String,
+    /// The state (waiting or running ones only).
+    pub state: String,
+    /// How many.
+    pub count: i64,
+}
+
+/// Counts of waiting and running jobs per queue and state.
+pub async fn live_counts(pool: &PgPool) -> Result<Vec<QueueCount>> {
+    Ok(db::jobs::live_counts(pool)
+        .await?
+        .into_iter()
+        .map(|(queue, state, count)| QueueCount {
+            queue,
+            state,
+            count,
+        })
+        .collect())
+}

@@ -1,0 +1,75 @@
+//! # refnet-jobs
+//!
+//! A job queue and cron scheduler that live in PostgreSQL alone: jobs are rows,
+//! enqueueing is an `INSERT` that can ride in your own transaction, workers
+//! claim rows with `SELECT … FOR UPDATE SKIP LOCKED` and wake on
+//! `LISTEN/NOTIFY`, cron schedules are rows, and finished jobs are history.
+//!
+//! ## Quick start
+//! ```no_run
+//! use refnet_jobs::{JobContext, NewJob, Task, TaskError, Worker};
+//!
+//! struct Crawl;
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct CrawlArgs { paper_id: String }
+//!
+//! impl Task for Crawl {
+//!     const NAME: &'static str = "refnet.crawler.crawl_paper";
+//!     type Args = CrawlArgs;
+//!     type Output = serde_json::Value;
+//!     async fn run(&self, _ctx: JobContext, args: CrawlArgs) -> Result<Self::Output, TaskError> {
+//!         Ok(serde_json::json!({ "crawled": args.paper_id }))
+//!     }
+//! }
+//!
+//! # async fn demo() -> refnet_jobs::Result<()> {
+//! let pool = sqlx::PgPool::connect("postgres://localhost/refnet").await?;
+//! refnet_jobs::migrate(&pool).await?;
+//!
+//! // Enqueue inside your own transaction: the job exists only if it commits.
+//! let mut tx = pool.begin().await?;
+//! refnet_jobs::enqueue_typed::<Crawl>(&mut *tx, &CrawlArgs { paper_id: "ab12".into() }).await?;
+//! tx.commit().await?;
+//!
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! Worker::builder(pool).register(Crawl).queue("default", 4).build()?.run(shutdown).await
+//! # }
+//! ```
+//!
+//! ## Guarantees
+//! - At-least-once: a job is never lost; an attempt's outcome is only written by
+//!   the worker that holds it.
+//! - Each cron tick is enqueued exactly once, whatever the number of schedulers.
+//! - A failed attempt is retried after a capped exponential backoff with
+//!   jitter; every attempt's error is kept on the job.
+
+mod catalogue;
+mod db;
+mod enqueue;
+mod error;
+mod history;
+mod job;
+mod migrate;
+mod notify;
+mod retry;
+pub mod schedule;
+mod task;
+mod worker;
+
+pub use catalogue::{
+    TaskInfo, list as list_tasks, register as register_tasks, resolve as resolve_task,
+};
+pub use enqueue::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Enqueued, NewJob, enqueue, enqueue_many, enqueue_typed,
+};
+pub use error::{Error, Result};
+pub use history::{HistoryFilter, QueueCount, finished as history, job as get_job, live_counts};
+pub use job::{AttemptError, Job, JobState};
+pub use migrate::{MIGRATIONS_TABLE, embedded_migrations, migrate};
+pub use retry::RetryPolicy;
+pub use schedule::{CronSchedule, MisfirePolicy, ScheduleSpec, Scheduler};
+pub use task::{JobContext, Registry, Task, TaskError, TaskOptions};
+pub use worker::{Worker, WorkerBuilder, WorkerConfig};
+
+/// Re-exported so users can build shutdown tokens without adding the crate.
+pub use tokio_util::sync::CancellationToken;

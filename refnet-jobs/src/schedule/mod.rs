@@ -1,0 +1,198 @@
+//! Cron schedules stored as rows: definitions, seeding from configuration,
+//! listing, and the tick loop that enqueues each due tick exactly once.
+
+mod cron;
+mod tick;
+
+pub use cron::CronSchedule;
+pub use tick::{FiredTick, MISFIRE_GRACE, Scheduler, fire_due};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::enqueue::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE};
+use crate::{Error, Result, db};
+
+/// What to do with ticks missed while no scheduler ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MisfirePolicy {
+    /// Fire none of them; wait for the next tick.
+    Skip,
+    /// Fire the latest missed tick once (the default).
+    #[default]
+    Once,
+    /// Fire every missed tick, oldest first, up to the schedule's cap (the latest ones).
+    All,
+}
+
+impl MisfirePolicy {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MisfirePolicy::Skip => "skip",
+            MisfirePolicy::Once => "once",
+            MisfirePolicy::All => "all",
+        }
+    }
+}
+
+impl std::str::FromStr for MisfirePolicy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "skip" => Ok(MisfirePolicy::Skip),
+            "once" => Ok(MisfirePolicy::Once),
+            "all" => Ok(MisfirePolicy::All),
+            other => Err(Error::InvalidOption(format!(
+                "unknown misfire policy {other:?}; expected skip, once or all"
+            ))),
+        }
+    }
+}
+
+/// A schedule's definition: when, in which zone, and what job to enqueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    /// Unique name, e.g. `daily-paper-collection`.
+    pub name: String,
+    /// Cron expression, 5 fields or 6 with seconds first.
+    pub cron: String,
+    /// IANA time zone the expression is read in.
+    pub timezone: String,
+    /// Task to enqueue at each tick.
+    pub task: String,
+    /// Arguments of each job.
+    pub args: serde_json::Value,
+    /// Queue of each job.
+    pub queue: String,
+    /// Priority of each job.
+    pub priority: i16,
+    /// Attempts allowed for each job.
+    pub max_attempts: i32,
+    /// Disabled schedules never fire.
+    pub enabled: bool,
+    /// Catch-up behaviour after downtime.
+    pub misfire: MisfirePolicy,
+    /// Most ticks fired at once under [`MisfirePolicy::All`].
+    pub misfire_cap: i32,
+}
+
+impl ScheduleSpec {
+    /// A schedule with default options: UTC, queue `default`, enabled, misfire `once`.
+    pub fn new(name: impl Into<String>, cron: impl Into<String>, task: impl Into<String>) -> Self {
+        ScheduleSpec {
+            name: name.into(),
+            cron: cron.into(),
+            timezone: "UTC".to_string(),
+            task: task.into(),
+            args: serde_json::json!({}),
+            queue: DEFAULT_QUEUE.to_string(),
+            priority: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            enabled: true,
+            misfire: MisfirePolicy::Once,
+            misfire_cap: 10,
+        }
+    }
+
+    /// Checks the definition and returns its parsed cron expression.
+    ///
+    /// Fails with [`Error::InvalidSchedule`] naming the schedule and the problem
+    /// (bad cron, unknown zone, empty task, attempts or cap below 1).
+    pub fn validate(&self) -> Result<CronSchedule> {
+        let invalid = |reason: String| Error::InvalidSchedule {
+            name: self.name.clone(),
+            reason,
+        };
+        if self.name.trim().is_empty() {
+            return Err(Error::InvalidOption("a schedule needs a name".into()));
+        }
+        if self.task.trim().is_empty() {
+            return Err(invalid("task is empty".into()));
+        }
+        if self.max_attempts < 1 {
+            return Err(invalid(format!(
+                "max_attempts must be at least 1, got {}",
+                self.max_attempts
+            )));
+        }
+        if self.misfire_cap < 1 {
+            return Err(invalid(format!(
+                "misfire_cap must be at least 1, got {}",
+                self.misfire_cap
+            )));
+        }
+        CronSchedule::parse(&self.cron, &self.timezone).map_err(|e| invalid(e.to_string()))
+    }
+}
+
+/// A stored schedule with its firing state, as listed by the CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleInfo {
+    /// The definition.
+    #[serde(flatten)]
+    pub spec: ScheduleSpec,
+    /// Who wrote it: `config` (the runner's file) or `code`.
+    pub source: String,
+    /// The latest tick fired.
+    pub last_fire_at: Option<DateTime<Utc>>,
+    /// The next tick due (none for a disabled or broken schedule).
+    pub next_fire_at: Option<DateTime<Utc>>,
+    /// State of the job made for the latest fired tick, if it still exists.
+    pub last_job_state: Option<String>,
+}
+
+/// Creates or updates one schedule. A new schedule, a changed expression or
+/// zone, or a re-enabled schedule gets its next tick computed from now, so no
+/// stale tick ever fires.
+///
+/// Fails with [`Error::InvalidSchedule`] for a bad definition; nothing is written then.
+pub async fn upsert(pool: &PgPool, spec: &ScheduleSpec, source: &str) -> Result<()> {
+    let cron = spec.validate()?;
+    let now = db::schedules::now(pool).await?;
+    let next = spec.enabled.then(|| cron.next_after(now)).transpose()?;
+    db::schedules::upsert(pool, spec, source, next).await
+}
+
+/// What [`sync_config`] changed.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SyncReport {
+    /// Schedules created or updated.
+    pub upserted: Vec<String>,
+    /// Config schedules no longer in the config, now disabled.
+    pub disabled: Vec<String>,
+}
+
+/// Makes the stored config schedules match `specs`: each is upserted (source
+/// `config`) and config schedules missing from `specs` are disabled.
+/// Everything is validated first, so one bad entry writes nothing.
+///
+/// Fails with [`Error::InvalidSchedule`] naming the first bad schedule.
+pub async fn sync_config(pool: &PgPool, specs: &[ScheduleSpec]) -> Result<SyncReport> {
+    let mut seen = std::collections::HashSet::new();
+    for spec in specs {
+        spec.validate()?;
+        if !seen.insert(spec.name.as_str()) {
+            return Err(Error::InvalidSchedule {
+                name: spec.name.clone(),
+                reason: "defined twice".into(),
+            });
+        }
+    }
+    let mut report = SyncReport::default();
+    for spec in specs {
+        upsert(pool, spec, "config").await?;
+        report.upserted.push(spec.name.clone());
+    }
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    report.disabled = db::schedules::disable_config_except(pool, &names).await?;
+    Ok(report)
+}
+
+/// Every stored schedule, by name.
+pub async fn list(pool: &PgPool) -> Result<Vec<ScheduleInfo>> {
+    db::schedules::list(pool).await
+}

@@ -1,0 +1,239 @@
+//! Tasks: the code a job runs, its options, and the registry workers look them up in.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::enqueue::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE};
+use crate::retry::RetryPolicy;
+
+/// Per-task settings: where its jobs wait and how they retry.
+#[derive(Debug, Clone)]
+pub struct TaskOptions {
+    /// The queue typed enqueues go to.
+    pub queue: String,
+    /// Attempts allowed in all (typed enqueues and the catalogue use it).
+    pub max_attempts: i32,
+    /// Backoff between attempts.
+    pub retry: RetryPolicy,
+    /// Short names the CLI accepts for this task (e.g. `collect-papers`).
+    pub aliases: Vec<String>,
+    /// One line shown by the CLI.
+    pub description: String,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            queue: DEFAULT_QUEUE.to_string(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry: RetryPolicy::default(),
+            aliases: Vec::new(),
+            description: String::new(),
+        }
+    }
+}
+
+/// What a running job knows about itself.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// The job's id.
+    pub id: Uuid,
+    /// The task name.
+    pub task: String,
+    /// This attempt's number, from 1.
+    pub attempt: i32,
+    /// Attempts allowed in all.
+    pub max_attempts: i32,
+    /// Fires when the job should stop early (shutdown); long tasks should watch it.
+    pub cancel: CancellationToken,
+}
+
+impl JobContext {
+    /// True on the job's last allowed attempt.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
+/// Why an attempt failed. Any `std::error::Error` converts into a retryable
+/// one, so `?` works in task bodies.
+#[derive(Debug)]
+pub struct TaskError {
+    message: String,
+    permanent: bool,
+}
+
+impl TaskError {
+    /// A failure worth retrying (network, a locked row, ...).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        TaskError {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure no retry can fix (bad arguments, a missing row): the job fails at once.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TaskError {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+
+    /// The message stored with the attempt.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// True when the job must not be retried.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+    fn from(error: E) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        TaskError::retryable(message)
+    }
+}
+
+/// A kind of job: a name, typed arguments, and the code that runs it.
+///
+/// ```
+/// use refnet_jobs::{JobContext, Task, TaskError};
+///
+/// struct Greet;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct GreetArgs { name: String }
+///
+/// impl Task for Greet {
+///     const NAME: &'static str = "example.greet";
+///     type Args = GreetArgs;
+///     type Output = String;
+///     async fn run(&self, _ctx: JobContext, args: GreetArgs) -> Result<String, TaskError> {
+///         Ok(format!("hello, {}", args.name))
+///     }
+/// }
+/// ```
+pub trait Task: Send + Sync + 'static {
+    /// The task name stored on each job, e.g. `refnet.crawler.crawl_paper`.
+    const NAME: &'static str;
+    /// The job's arguments, stored as JSON.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// What a successful run returns, stored as the job's JSON result.
+    type Output: Serialize + Send + 'static;
+
+    /// Queue, attempts, retry policy and aliases; defaults to [`TaskOptions::default`].
+    fn options() -> TaskOptions {
+        TaskOptions::default()
+    }
+
+    /// Runs one attempt.
+    fn run(
+        &self,
+        ctx: JobContext,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, TaskError>> + Send;
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, TaskError>> + Send>>;
+
+/// A task with its types erased, as the worker calls it.
+pub(crate) trait ErasedTask: Send + Sync {
+    fn call(self: Arc<Self>, ctx: JobContext, args: serde_json::Value) -> BoxFuture;
+}
+
+struct Typed<T>(T);
+
+impl<T: Task> ErasedTask for Typed<T> {
+    fn call(self: Arc<Self>, ctx: JobContext, args: serde_json::Value) -> BoxFuture {
+        Box::pin(async move {
+            let args: T::Args = serde_json::from_value(args).map_err(|e| {
+                TaskError::permanent(format!("invalid arguments for task {}: {e}", T::NAME))
+            })?;
+            let output = self.0.run(ctx, args).await?;
+            serde_json::to_value(output).map_err(|e| {
+                TaskError::permanent(format!(
+                    "task {} returned a result that is not JSON: {e}",
+                    T::NAME
+                ))
+            })
+        })
+    }
+}
+
+/// A registered task: its handler and options.
+#[derive(Clone)]
+pub(crate) struct Registered {
+    pub(crate) handler: Arc<dyn ErasedTask>,
+    pub(crate) options: TaskOptions,
+}
+
+/// The tasks a worker can run, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tasks: HashMap<String, Registered>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Adds task `T` with its own [`Task::options`].
+    pub fn register<T: Task>(&mut self, task: T) -> &mut Self {
+        self.register_with(task, T::options())
+    }
+
+    /// Adds task `T` with options given here (for options read from configuration).
+    pub fn register_with<T: Task>(&mut self, task: T, options: TaskOptions) -> &mut Self {
+        self.tasks.insert(
+            T::NAME.to_string(),
+            Registered {
+                handler: Arc::new(Typed(task)),
+                options,
+            },
+        );
+        self
+    }
+
+    /// The registered task names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tasks.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The options of a registered task.
+    pub fn options(&self, name: &str) -> Option<&TaskOptions> {
+        self.tasks.get(name).map(|t| &t.options)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Registered> {
+        self.tasks.get(name)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Registered)> {
+        self.tasks.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}

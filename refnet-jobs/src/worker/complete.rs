@@ -1,0 +1,91 @@
+//! Writes an attempt's outcome back, retrying the write while the database is
+//! briefly unreachable so a finished job is not left `running`.
+
+use std::time::Duration;
+
+use super::Shared;
+use super::execute::Outcome;
+use crate::db;
+use crate::job::{Job, JobState};
+use crate::retry::RetryPolicy;
+
+const WRITE_ATTEMPTS: u32 = 8;
+
+pub(crate) async fn record(
+    shared: &Shared,
+    job: &Job,
+    outcome: Outcome,
+    retry: RetryPolicy,
+    elapsed: Duration,
+) {
+    let ms = elapsed.as_millis() as u64;
+    let mut pause = Duration::from_millis(100);
+    for write in 1..=WRITE_ATTEMPTS {
+        let written = write_once(shared, job, &outcome, retry).await;
+        match written {
+            Ok(Some(state)) => {
+                match &outcome {
+                    Outcome::Failed(error) => tracing::warn!(
+                        job = %job.id, task = %job.task, attempt = job.attempt, duration_ms = ms,
+                        %state, error = %error, "job attempt failed"
+                    ),
+                    _ => tracing::info!(
+                        job = %job.id, task = %job.task, attempt = job.attempt, duration_ms = ms,
+                        %state, "job finished"
+                    ),
+                }
+                return;
+            }
+            Ok(None) => {
+                tracing::warn!(job = %job.id, worker = %shared.id,
+                    "job is no longer held by this worker; outcome discarded");
+                return;
+            }
+            Err(error) if write < WRITE_ATTEMPTS => {
+                tracing::warn!(job = %job.id, %error, ?pause, "cannot record job outcome; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                tracing::error!(job = %job.id, %error,
+                    "giving up recording job outcome; its lease will expire and it will be retried");
+            }
+        }
+    }
+}
+
+async fn write_once(
+    shared: &Shared,
+    job: &Job,
+    outcome: &Outcome,
+    retry: RetryPolicy,
+) -> crate::Result<Option<JobState>> {
+    match outcome {
+        Outcome::Completed(value) => {
+            let held = db::jobs::complete(&shared.pool, job.id, &shared.id, value).await?;
+            Ok(held.then_some(JobState::Completed))
+        }
+        Outcome::Failed(error) => {
+            let delay = retry.delay(job.attempt).as_secs_f64();
+            db::jobs::fail(
+                &shared.pool,
+                job.id,
+                &shared.id,
+                error.message(),
+                error.is_permanent(),
+                delay,
+            )
+            .await
+        }
+        Outcome::Interrupted => {
+            let released = db::jobs::release(
+                &shared.pool,
+                &[job.id],
+                &shared.id,
+                "interrupted: worker shut down before the job finished",
+            )
+            .await?;
+            Ok((released == 1).then_some(JobState::Available))
+        }
+    }
+}

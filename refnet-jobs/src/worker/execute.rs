@@ -1,0 +1,73 @@
+//! Runs one claimed job: its handler in its own tokio task (so a panic is
+//! caught), interruptible at shutdown, then hands the outcome to `complete`.
+
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{Shared, complete};
+use crate::job::Job;
+use crate::task::{JobContext, TaskError};
+
+/// What became of one attempt.
+pub(crate) enum Outcome {
+    Completed(serde_json::Value),
+    Failed(TaskError),
+    /// Stopped by shutdown before it finished.
+    Interrupted,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, job: Job, _permit: OwnedSemaphorePermit) {
+    let interrupt = shared.running.insert(job.id);
+    let started = std::time::Instant::now();
+    tracing::info!(job = %job.id, task = %job.task, attempt = job.attempt, "job started");
+    let outcome = match shared.registry.get(&job.task) {
+        None => Outcome::Failed(TaskError::retryable(format!(
+            "no handler for task {:?} on worker {} (it knows: {})",
+            job.task,
+            shared.id,
+            shared.registry.names().join(", ")
+        ))),
+        Some(task) => {
+            let ctx = JobContext {
+                id: job.id,
+                task: job.task.clone(),
+                attempt: job.attempt,
+                max_attempts: job.max_attempts,
+                cancel: interrupt.child_token(),
+            };
+            let mut handle = tokio::spawn(task.handler.clone().call(ctx, job.args.clone()));
+            tokio::select! {
+                joined = &mut handle => match joined {
+                    Ok(Ok(value)) => Outcome::Completed(value),
+                    Ok(Err(error)) => Outcome::Failed(error),
+                    Err(join_error) => Outcome::Failed(TaskError::retryable(panic_message(join_error))),
+                },
+                _ = interrupt.cancelled() => {
+                    handle.abort();
+                    Outcome::Interrupted
+                }
+            }
+        }
+    };
+    let retry = shared
+        .registry
+        .get(&job.task)
+        .map(|t| t.options.retry)
+        .unwrap_or_default();
+    complete::record(&shared, &job, outcome, retry, started.elapsed()).await;
+    shared.running.remove(job.id);
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return "task was cancelled".to_string();
+    }
+    let payload = error.into_panic();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_string());
+    format!("task panicked: {text}")
+}

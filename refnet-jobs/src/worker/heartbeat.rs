@@ -1,0 +1,63 @@
+//! The set of jobs this worker runs, and the loop that renews their leases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::Shared;
+use crate::db;
+
+/// Jobs running in this process, each with the token that interrupts it.
+#[derive(Default)]
+pub(crate) struct RunningSet {
+    jobs: Mutex<HashMap<Uuid, CancellationToken>>,
+}
+
+impl RunningSet {
+    /// Records a started job; returns the token that interrupts it.
+    pub(crate) fn insert(&self, id: Uuid) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.lock().insert(id, token.clone());
+        token
+    }
+
+    /// Forgets a job that has ended.
+    pub(crate) fn remove(&self, id: Uuid) {
+        self.lock().remove(&id);
+    }
+
+    /// The ids of the running jobs.
+    pub(crate) fn ids(&self) -> Vec<Uuid> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Interrupts every running job.
+    pub(crate) fn cancel_all(&self) {
+        self.lock().values().for_each(CancellationToken::cancel);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
+        // The map stays consistent even if a holder panicked: every update is one call.
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Renews the leases of running jobs every `heartbeat_interval` until `stop` fires.
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let lease = shared.config.lease.as_secs_f64();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.heartbeat_interval) => {}
+            _ = stop.cancelled() => return,
+        }
+        let ids = shared.running.ids();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Err(error) = db::jobs::heartbeat(&shared.pool, &ids, &shared.id, lease).await {
+            tracing::warn!(%error, jobs = ids.len(), "heartbeat failed; will retry");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The worker: claims jobs from its queues and runs them.
+//!
+//! One fetch loop per queue claims batches with `FOR UPDATE SKIP LOCKED` as
+//! slots free up, woken by NOTIFY (one listener per process) or, failing that,
+//! by a poll. Each job runs in its own tokio task; its outcome is written back
+//! only while this worker still holds the job.
+
+mod complete;
+mod execute;
+mod fetch;
+mod heartbeat;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::task::{Registry, Task, TaskOptions};
+use crate::{Error, Result, catalogue};
+
+/// Tunables of a [`Worker`]; the defaults suit long-running tasks.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Poll for due jobs this often even without a notification (delayed jobs, lost NOTIFYs).
+    pub poll_interval: Duration,
+    /// Most jobs claimed in one round trip.
+    pub batch_size: usize,
+    /// How long a claimed job's lease lasts without a heartbeat.
+    pub lease: Duration,
+    /// How often running jobs' leases are renewed.
+    pub heartbeat_interval: Duration,
+    /// On shutdown, how long running jobs may take to finish before they are interrupted.
+    pub shutdown_grace: Duration,
+    /// Listen for NOTIFY; turn off behind poolers that break LISTEN (poll only).
+    pub listen: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            poll_interval: Duration::from_secs(1),
+            batch_size: 10,
+            lease: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+            listen: true,
+        }
+    }
+}
+
+/// Builds a [`Worker`].
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::PgPool) -> refnet_jobs::Result<()> {
+/// # struct Greet;
+/// # impl refnet_jobs::Task for Greet {
+/// #     const NAME: &'static str = "greet"; type Args = (); type Output = ();
+/// #     async fn run(&self, _: refnet_jobs::JobContext, _: ()) -> Result<(), refnet_jobs::TaskError> { Ok(()) }
+/// # }
+/// let shutdown = tokio_util::sync::CancellationToken::new();
+/// refnet_jobs::Worker::builder(pool)
+///     .register(Greet)
+///     .queue("default", 4)
+///     .build()?
+///     .run(shutdown)
+///     .await
+/// # }
+/// ```
+pub struct WorkerBuilder {
+    pool: PgPool,
+    registry: Registry,
+    queues: Vec<(String, usize)>,
+    config: WorkerConfig,
+    id: Option<String>,
+}
+
+impl WorkerBuilder {
+    /// Adds a task with its own options.
+    pub fn register<T: Task>(mut self, task: T) -> Self {
+        self.registry.register(task);
+        self
+    }
+
+    /// Adds a task with options given here.
+    pub fn register_with<T: Task>(mut self, task: T, options: TaskOptions) -> Self {
+        self.registry.register_with(task, options);
+        self
+    }
+
+    /// Uses a prepared registry (replacing tasks registered so far).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Works `queue` with at most `concurrency` jobs at once.
+    pub fn queue(mut self, queue: impl Into<String>, concurrency: usize) -> Self {
+        self.queues.push((queue.into(), concurrency));
+        self
+    }
+
+    /// Replaces the tunables.
+    pub fn config(mut self, config: WorkerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Names this worker (default: host, pid and a random suffix).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// Fails with [`Error::InvalidOption`] when no queue is given, a queue
+    /// appears twice or has concurrency 0, or the batch size is 0.
+    pub fn build(self) -> Result<Worker> {
+        if self.queues.is_empty() {
+            return Err(Error::InvalidOption(
+                "a worker needs at least one queue".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (queue, concurrency) in &self.queues {
+            if !seen.insert(queue) {
+                return Err(Error::InvalidOption(format!("queue {queue:?} given twice")));
+            }
+            if *concurrency == 0 {
+                return Err(Error::InvalidOption(format!(
+                    "queue {queue:?} needs a concurrency of at least 1"
+                )));
+            }
+        }
+        if self.config.batch_size == 0 {
+            return Err(Error::InvalidOption("batch_size must be at least 1".into()));
+        }
+        let id = self.id.unwrap_or_else(default_worker_id);
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                pool: self.pool,
+                registry: self.registry,
+                config: self.config,
+                id,
+                running: heartbeat::RunningSet::default(),
+            }),
+            queues: self.queues,
+        })
+    }
+}
+
+/// What every part of a running worker shares.
+pub(crate) struct Shared {
+    pub(crate) pool: PgPool,
+    pub(crate) registry: Registry,
+    pub(crate) config: WorkerConfig,
+    pub(crate) id: String,
+    pub(crate) running: heartbeat::RunningSet,
+}
+
+/// Claims and runs jobs from its queues until shut down.
+pub struct Worker {
+    shared: Arc<Shared>,
+    queues: Vec<(String, usize)>,
+}
+
+impl Worker {
+    /// Starts building a worker on `pool`.
+    pub fn builder(pool: PgPool) -> WorkerBuilder {
+        WorkerBuilder {
+            pool,
+            registry: Registry::new(),
+            queues: Vec::new(),
+            config: WorkerConfig::default(),
+            id: None,
+        }
+    }
+
+    /// This worker's id, as stored on the jobs it runs.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Runs until `shutdown` fires, then stops claiming, lets running jobs finish
+    /// within the grace period, and puts the rest back in line.
+    ///
+    /// Fails only when the task catalogue cannot be written at start.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        catalogue::register(&self.shared.pool, &self.shared.registry).await?;
+        tracing::info!(
+            worker = %self.shared.id,
+            queues = ?self.queues,
+            tasks = ?self.shared.registry.names(),
+            "worker started"
+        );
+        let stop_claiming = shutdown.child_token();
+        let jobs = TaskTracker::new();
+        let background = TaskTracker::new();
+        let wakers: HashMap<String, Arc<Notify>> = self
+            .queues
+            .iter()
+            .map(|(queue, _)| (queue.clone(), Arc::new(Notify::new())))
+            .collect();
+        let loops_done = CancellationToken::new();
+        if self.shared.config.listen {
+            background.spawn(crate::notify::listen(
+                self.shared.pool.clone(),
+                wakers.clone(),
+                loops_done.clone(),
+            ));
+        }
+        background.spawn(heartbeat::run(self.shared.clone(), loops_done.clone()));
+        let fetchers = TaskTracker::new();
+        for (queue, concurrency) in &self.queues {
+            let waker = wakers.get(queue).cloned().unwrap_or_default();
+            fetchers.spawn(fetch::run(
+                self.shared.clone(),
+                queue.clone(),
+                *concurrency,
+                waker,
+                jobs.clone(),
+                stop_claiming.clone(),
+            ));
+        }
+        fetchers.close();
+        fetchers.wait().await;
+        jobs.close();
+        let grace = self.shared.config.shutdown_grace;
+        if tokio::time::timeout(grace, jobs.wait()).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period over; interrupting running jobs"
+            );
+            self.shared.running.cancel_all();
+            jobs.wait().await;
+        }
+        loops_done.cancel();
+        background.close();
+        background.wait().await;
+        tracing::info!(worker = %self.shared.id, "worker stopped");
+        Ok(())
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

@@ -1,0 +1,349 @@
+//! Workers against a real PostgreSQL: exactly-once claims, transactions,
+//! retries with backoff, panics and bad arguments.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use refnet_jobs::{JobState, NewJob, Worker, enqueue, enqueue_many, get_job, migrate};
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = false)]
+async fn four_workers_drain_ten_thousand_jobs_each_exactly_once(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let jobs: Vec<NewJob> = (0..10_000)
+        .map(|i| NewJob::new("test.record", serde_json::json!({ "i": i })))
+        .collect();
+    let ids = enqueue_many(&pool, &jobs).await.unwrap();
+    assert_eq!(ids.len(), 10_000);
+
+    let audit = Audit::default();
+    let mut workers = Vec::new();
+    for n in 0..4 {
+        let worker = Worker::builder(pool.clone())
+            .register(Record(audit.clone()))
+            .queue("default", 8)
+            .config(fast_config())
+            .id(format!("drain-{n}"))
+            .build()
+            .unwrap();
+        workers.push(spawn_worker(worker));
+    }
+    wait_for(
+        Duration::from_secs(240),
+        "10,000 completed jobs",
+        || async { count_state(&pool, "completed").await == 10_000 },
+    )
+    .await;
+    for (token, handle) in workers {
+        token.cancel();
+        handle.await.unwrap().unwrap();
+    }
+
+    let runs = audit.snapshot();
+    assert_eq!(runs.len(), 10_000, "every job ran");
+    assert!(runs.values().all(|&n| n == 1), "no job ran twice");
+    let spread: Vec<(String, i64)> =
+        sqlx::query_as("SELECT worker_id, count(*) FROM refnet_jobs.jobs GROUP BY 1 ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(spread.len(), 4, "all four workers took part: {spread:?}");
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs WHERE attempt <> 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let ghost = enqueue(
+        &mut *tx,
+        &NewJob::new("test.record", serde_json::json!({"ghost": true})),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    let real = enqueue(
+        &mut *tx,
+        &NewJob::new("test.record", serde_json::json!({"real": true})),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let audit = Audit::default();
+    let worker = Worker::builder(pool.clone())
+        .register(Record(audit.clone()))
+        .queue("default", 2)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "the committed job", || async {
+        audit.runs(real.id) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    assert_eq!(audit.runs(ghost.id), 0);
+    assert!(get_job(&pool, ghost.id).await.unwrap().is_none());
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    let job = get_job(&pool, real.id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(
+        job.result,
+        Some(serde_json::json!({"echo": {"real": true}}))
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_failing_task_retries_with_growing_delays_then_fails_keeping_every_error(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let job = enqueue(
+        &pool,
+        &NewJob::new("test.always_fail", serde_json::json!({})).max_attempts(4),
+    )
+    .await
+    .unwrap();
+    let audit = Audit::default();
+    let worker = Worker::builder(pool.clone())
+        .register(AlwaysFail(audit.clone()))
+        .queue("default", 1)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(
+        Duration::from_secs(60),
+        "the job to fail for good",
+        || async { get_job(&pool, job.id).await.unwrap().unwrap().state == JobState::Failed },
+    )
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    let job = get_job(&pool, job.id).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 4);
+    assert_eq!(audit.runs(job.id), 4);
+    assert!(job.finished_at.is_some());
+    let attempts: Vec<i32> = job.errors.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, vec![1, 2, 3, 4]);
+    for (i, error) in job.errors.iter().enumerate() {
+        assert_eq!(error.error, format!("boom on attempt {}", i + 1));
+    }
+    // Backoff 200 ms doubling, no jitter: gaps of at least 200, 400, 800 ms.
+    let gaps: Vec<i64> = job
+        .errors
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).num_milliseconds())
+        .collect();
+    assert!(
+        gaps[0] >= 200 && gaps[1] >= 400 && gaps[2] >= 800,
+        "gaps {gaps:?}"
+    );
+    assert!(
+        gaps[0] < gaps[1] && gaps[1] < gaps[2],
+        "delays must grow: {gaps:?}"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_panicking_task_fails_its_attempt_and_the_worker_goes_on(pool: PgPool) {
+    struct Panics;
+    impl refnet_jobs::Task for Panics {
+        const NAME: &'static str = "test.panics";
+        type Args = serde_json::Value;
+        type Output = ();
+        async fn run(
+            &self,
+            _ctx: refnet_jobs::JobContext,
+            _args: serde_json::Value,
+        ) -> Result<(), refnet_jobs::TaskError> {
+            panic!("the crawler fell over")
+        }
+    }
+    migrate(&pool).await.unwrap();
+    let bad = enqueue(
+        &pool,
+        &NewJob::new("test.panics", serde_json::json!({})).max_attempts(1),
+    )
+    .await
+    .unwrap();
+    let good = enqueue(&pool, &NewJob::new("test.record", serde_json::json!({})))
+        .await
+        .unwrap();
+    let audit = Audit::default();
+    let worker = Worker::builder(pool.clone())
+        .register(Panics)
+        .register(Record(audit.clone()))
+        .queue("default", 1)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "both jobs to finish", || async {
+        count_state(&pool, "failed").await == 1 && count_state(&pool, "completed").await == 1
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let bad = get_job(&pool, bad.id).await.unwrap().unwrap();
+    assert_eq!(
+        bad.last_error(),
+        Some("task panicked: the crawler fell over")
+    );
+    assert_eq!(audit.runs(good.id), 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn arguments_that_do_not_fit_the_task_fail_permanently_with_a_clear_error(pool: PgPool) {
+    struct Typed;
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Args {
+        paper_id: String,
+    }
+    impl refnet_jobs::Task for Typed {
+        const NAME: &'static str = "test.typed";
+        type Args = Args;
+        type Output = String;
+        async fn run(
+            &self,
+            _ctx: refnet_jobs::JobContext,
+            args: Args,
+        ) -> Result<String, refnet_jobs::TaskError> {
+            Ok(args.paper_id)
+        }
+    }
+    migrate(&pool).await.unwrap();
+    let bad = enqueue(
+        &pool,
+        &NewJob::new("test.typed", serde_json::json!({"paper": 1})),
+    )
+    .await
+    .unwrap();
+    let good = refnet_jobs::enqueue_typed::<Typed>(
+        &pool,
+        &Args {
+            paper_id: "p1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let worker = Worker::builder(pool.clone())
+        .register(Typed)
+        .queue("default", 2)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "both jobs to finish", || async {
+        let bad = get_job(&pool, bad.id).await.unwrap().unwrap();
+        let good = get_job(&pool, good.id).await.unwrap().unwrap();
+        bad.state.is_finished() && good.state.is_finished()
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let bad = get_job(&pool, bad.id).await.unwrap().unwrap();
+    assert_eq!(bad.state, JobState::Failed);
+    assert_eq!(bad.attempt, 1, "no retry for arguments that can never fit");
+    let message = bad.last_error().unwrap();
+    assert!(
+        message.contains("invalid arguments for task test.typed"),
+        "{message}"
+    );
+    assert!(message.contains("paper_id"), "{message}");
+    let good = get_job(&pool, good.id).await.unwrap().unwrap();
+    assert_eq!(good.result, Some(serde_json::json!("p1")));
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_job_for_a_task_nobody_registered_fails_with_a_clear_error_after_its_attempts(
+    pool: PgPool,
+) {
+    migrate(&pool).await.unwrap();
+    let job = enqueue(
+        &pool,
+        &NewJob::new("test.nobody", serde_json::json!({})).max_attempts(1),
+    )
+    .await
+    .unwrap();
+    let worker = Worker::builder(pool.clone())
+        .register(Record(Audit::default()))
+        .queue("default", 1)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "the job to fail", || async {
+        get_job(&pool, job.id).await.unwrap().unwrap().state == JobState::Failed
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let job = get_job(&pool, job.id).await.unwrap().unwrap();
+    let message = job.last_error().unwrap();
+    assert!(
+        message.contains("no handler for task \"test.nobody\""),
+        "{message}"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn shutdown_puts_interrupted_jobs_back_in_line(pool: PgPool) {
+    struct Sleepy;
+    impl refnet_jobs::Task for Sleepy {
+        const NAME: &'static str = "test.sleepy";
+        type Args = serde_json::Value;
+        type Output = ();
+        async fn run(
+            &self,
+            _ctx: refnet_jobs::JobContext,
+            _args: serde_json::Value,
+        ) -> Result<(), refnet_jobs::TaskError> {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            Ok(())
+        }
+    }
+    migrate(&pool).await.unwrap();
+    let job = enqueue(&pool, &NewJob::new("test.sleepy", serde_json::json!({})))
+        .await
+        .unwrap();
+    let mut config = fast_config();
+    config.shutdown_grace = Duration::from_millis(300);
+    let worker = Worker::builder(pool.clone())
+        .register(Sleepy)
+        .queue("default", 1)
+        .config(config)
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "the job to start", || async {
+        count_state(&pool, "running").await == 1
+    })
+    .await;
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .expect("worker stops within its grace period")
+        .unwrap()
+        .unwrap();
+    let job = get_job(&pool, job.id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Available);
+    assert_eq!(job.attempt, 1);
+    assert!(job.last_error().unwrap().contains("interrupted"));
+}
