@@ -1,5 +1,7 @@
 //! Enqueueing: options, unique keys, bulk inserts, bad input.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use refnet_jobs::{Error, JobState, NewJob, enqueue, enqueue_many, get_job, migrate};

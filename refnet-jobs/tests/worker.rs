@@ -1,6 +1,8 @@
 //! Workers against a real PostgreSQL: exactly-once claims, transactions,
 //! retries with backoff, panics and bad arguments.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

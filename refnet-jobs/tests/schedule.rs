@@ -1,0 +1,253 @@
+//! Cron schedules as rows: exactly-once ticks under racing schedulers,
+//! validation, misfire handling and config sync.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use refnet_jobs::schedule::{self, fire_due};
+use refnet_jobs::{
+    CancellationToken, CronSchedule, Error, MisfirePolicy, ScheduleSpec, Scheduler, migrate,
+};
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = false)]
+async fn three_racing_schedulers_enqueue_each_tick_exactly_once(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    // Every second, so a few seconds give many ticks to race on.
+    let spec = ScheduleSpec::new("every-second", "* * * * * *", "test.record");
+    schedule::upsert(&pool, &spec, "code").await.unwrap();
+
+    let stop = CancellationToken::new();
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let scheduler = Scheduler::new(pool.clone()).poll_interval(Duration::from_millis(20));
+        handles.push(tokio::spawn(scheduler.run(stop.clone())));
+    }
+    // Plus direct callers hammering the same rows.
+    for _ in 0..3 {
+        let pool = pool.clone();
+        let stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let _ = fire_due(&pool).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.cancel();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+
+    let ticks: Vec<(chrono::DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT scheduled_for, count(*) FROM refnet_jobs.jobs
+         WHERE schedule_name = 'every-second' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(ticks.len() >= 4, "ticks fired: {ticks:?}");
+    assert!(
+        ticks.iter().all(|(_, n)| *n == 1),
+        "a tick fired twice: {ticks:?}"
+    );
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            (pair[1].0 - pair[0].0).num_seconds(),
+            1,
+            "a tick went missing: {ticks:?}"
+        );
+    }
+    let (last_fire,): (Option<chrono::DateTime<Utc>>,) =
+        sqlx::query_as("SELECT last_fire_at FROM refnet_jobs.schedules")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(last_fire, ticks.last().map(|t| t.0));
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_bad_cron_expression_or_zone_is_refused_and_writes_nothing(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let bad = [
+        ScheduleSpec::new("typo", "0 25 * * *", "t"),
+        ScheduleSpec::new("words", "every day", "t"),
+        ScheduleSpec::new("never", "0 0 30 2 *", "t"),
+        ScheduleSpec {
+            timezone: "Asia/Tokio".into(),
+            ..ScheduleSpec::new("zone", "0 2 * * *", "t")
+        },
+    ];
+    for spec in &bad {
+        let err = schedule::upsert(&pool, spec, "code").await.unwrap_err();
+        let Error::InvalidSchedule { name, reason } = &err else {
+            panic!("unexpected error {err:?}");
+        };
+        assert_eq!(name, &spec.name);
+        assert!(!reason.is_empty());
+    }
+    // One bad entry in a config: nothing at all is written.
+    let mut config = vec![ScheduleSpec::new("good", "0 2 * * *", "t")];
+    config.push(bad[0].clone());
+    let err = schedule::sync_config(&pool, &config).await.unwrap_err();
+    assert!(err.to_string().contains("typo"), "{err}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.schedules")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[test]
+fn fire_times_follow_the_schedule_zone() {
+    let cron = CronSchedule::parse("0 2 * * *", "Asia/Tokyo").unwrap();
+    let after = Utc.with_ymd_and_hms(2026, 3, 7, 0, 0, 0).unwrap();
+    let next = cron.upcoming(after, 3).unwrap();
+    assert_eq!(
+        next,
+        vec![
+            Utc.with_ymd_and_hms(2026, 3, 7, 17, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 8, 17, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 9, 17, 0, 0).unwrap(),
+        ]
+    );
+}
+
+/// Pretends the scheduler was down since `minutes` ago by moving the stored
+/// next tick back to the first tick after that.
+async fn simulate_downtime(pool: &PgPool, name: &str, cron: &str, minutes: i64) {
+    let cron = CronSchedule::parse(cron, "UTC").unwrap();
+    let now: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let first_missed = cron
+        .next_after(now - chrono::Duration::minutes(minutes))
+        .unwrap();
+    sqlx::query("UPDATE refnet_jobs.schedules SET next_fire_at = $2 WHERE name = $1")
+        .bind(name)
+        .bind(first_missed)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn ticks_of(pool: &PgPool, name: &str) -> Vec<chrono::DateTime<Utc>> {
+    sqlx::query_scalar(
+        "SELECT scheduled_for FROM refnet_jobs.jobs WHERE schedule_name = $1 ORDER BY 1",
+    )
+    .bind(name)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn after_downtime_each_misfire_policy_fires_what_it_promises(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let cron = "* * * * *";
+    for (name, policy) in [
+        ("once", MisfirePolicy::Once),
+        ("skip", MisfirePolicy::Skip),
+        ("all", MisfirePolicy::All),
+    ] {
+        let spec = ScheduleSpec {
+            misfire: policy,
+            misfire_cap: 3,
+            ..ScheduleSpec::new(name, cron, "test.record")
+        };
+        schedule::upsert(&pool, &spec, "code").await.unwrap();
+        simulate_downtime(&pool, name, cron, 10).await;
+    }
+    let fired = fire_due(&pool).await.unwrap();
+    let now: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let latest = CronSchedule::parse(cron, "UTC")
+        .unwrap()
+        .latest_at_or_before(now)
+        .unwrap();
+
+    assert_eq!(
+        ticks_of(&pool, "once").await,
+        vec![latest],
+        "once: the latest missed tick only"
+    );
+    let all = ticks_of(&pool, "all").await;
+    assert_eq!(all.len(), 3, "all: capped at 3: {all:?}");
+    assert_eq!(all.last(), Some(&latest));
+    // The latest tick is less than a minute old, so even `skip` counts it as on time.
+    assert_eq!(ticks_of(&pool, "skip").await, vec![latest]);
+    assert_eq!(fired.len(), 5);
+
+    // Everything now waits for the next tick: nothing more fires.
+    assert!(fire_due(&pool).await.unwrap().is_empty());
+    let next: Vec<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT next_fire_at FROM refnet_jobs.schedules")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(next.iter().all(|t| *t > now));
+}
+
+#[sqlx::test(migrations = false)]
+async fn skip_drops_ticks_missed_beyond_the_grace(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    // Hourly at minute 0: with an hour of downtime the latest tick may be up
+    // to an hour old, so pin the stored tick two hours back and the policy skip.
+    let cron = "0 * * * *";
+    let spec = ScheduleSpec {
+        misfire: MisfirePolicy::Skip,
+        ..ScheduleSpec::new("hourly", cron, "t")
+    };
+    schedule::upsert(&pool, &spec, "code").await.unwrap();
+    let now: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let latest = CronSchedule::parse(cron, "UTC")
+        .unwrap()
+        .latest_at_or_before(now)
+        .unwrap();
+    if now - latest <= chrono::Duration::seconds(61) {
+        return; // Too close to the hour to tell a late tick from an on-time one.
+    }
+    simulate_downtime(&pool, "hourly", cron, 150).await;
+    assert!(fire_due(&pool).await.unwrap().is_empty());
+    assert!(ticks_of(&pool, "hourly").await.is_empty());
+}
+
+#[sqlx::test(migrations = false)]
+async fn config_sync_updates_changed_schedules_and_disables_removed_ones(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let a = ScheduleSpec::new("a", "0 2 * * *", "t");
+    let b = ScheduleSpec::new("b", "0 3 * * *", "t");
+    schedule::sync_config(&pool, &[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    let code = ScheduleSpec::new("from-code", "0 4 * * *", "t");
+    schedule::upsert(&pool, &code, "code").await.unwrap();
+
+    let a2 = ScheduleSpec {
+        cron: "30 2 * * *".into(),
+        ..a.clone()
+    };
+    let report = schedule::sync_config(&pool, &[a2]).await.unwrap();
+    assert_eq!(report.disabled, vec!["b".to_string()]);
+    let listed = schedule::list(&pool).await.unwrap();
+    let by_name = |n: &str| listed.iter().find(|s| s.spec.name == n).unwrap().clone();
+    assert_eq!(by_name("a").spec.cron, "30 2 * * *");
+    assert!(!by_name("b").spec.enabled);
+    assert!(by_name("b").next_fire_at.is_none());
+    assert!(
+        by_name("from-code").spec.enabled,
+        "schedules from code are left alone"
+    );
+    let next_a = by_name("a").next_fire_at.unwrap();
+    assert_eq!(next_a.format("%M").to_string(), "30");
+}
