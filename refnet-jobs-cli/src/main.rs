@@ -1,1 +1,370 @@
-fn main() {}
+//! `refnet-jobs`: the operator's CLI. It parses, calls the library, and prints
+//! a table or, with `--json`, JSON. Exit codes: 0 ok, 1 failed operation,
+//! 2 bad usage.
+
+mod table;
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clap::{Parser, Subcommand};
+use refnet_jobs::{HistoryFilter, Job, NewJob};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// Inspect and steer refnet-jobs: run tasks, list schedules, read history.
+#[derive(Debug, Parser)]
+#[command(name = "refnet-jobs", version, about)]
+struct Cli {
+    /// PostgreSQL URL; defaults to DATABASE_URL, RefNet's DATABASE__* variables,
+    /// or the throwaway database of a runner started in this directory.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Time zone for displayed times (IANA name).
+    #[arg(long, global = true, default_value = "UTC", env = "REFNET_JOBS_TZ")]
+    tz: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or upgrade the refnet_jobs schema.
+    Migrate,
+    /// Enqueue a task now, by full name or short name (e.g. collect-papers).
+    Run {
+        /// Task name or alias.
+        task: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Queue (default: the task's own).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Higher runs first.
+        #[arg(long, default_value_t = 0)]
+        priority: i16,
+    },
+    /// List the known tasks (what runners and services have registered).
+    Tasks,
+    /// List schedules with their next fire time, in their zone and in UTC.
+    Schedule,
+    /// Finished jobs, newest first.
+    History {
+        /// How many days back.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Only this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Only this state (completed, failed, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+/// A failure: its message and exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
+    }
+}
+
+impl From<refnet_jobs::Error> for Failure {
+    fn from(error: refnet_jobs::Error) -> Self {
+        // A name the user typed that matches nothing is bad usage, not a failed operation.
+        let code = match error {
+            refnet_jobs::Error::UnknownTask { .. } => 2,
+            _ => 1,
+        };
+        Failure {
+            message: error.to_string(),
+            code,
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let tz: Tz = cli
+        .tz
+        .parse()
+        .map_err(|_| Failure::usage(format!("unknown time zone {:?} for --tz", cli.tz)))?;
+    let out = Output { json: cli.json, tz };
+    // Check input before touching the database, so bad input writes nothing.
+    if let Command::Run { args, .. } = &cli.command {
+        parse_args(args)?;
+    }
+    let pool = connect(cli.database_url).await?;
+    match cli.command {
+        Command::Migrate => {
+            refnet_jobs::migrate(&pool).await?;
+            out.print(
+                &serde_json::json!({"migrated": true}),
+                "refnet_jobs schema is up to date\n",
+            );
+        }
+        Command::Run {
+            task,
+            args,
+            queue,
+            priority,
+        } => {
+            let args = parse_args(&args)?;
+            let info = refnet_jobs::resolve_task(&pool, &task).await?;
+            let queue = queue.unwrap_or(info.queue.clone());
+            let job = NewJob::new(&info.name, args)
+                .queue(&queue)
+                .priority(priority)
+                .max_attempts(info.max_attempts);
+            let enqueued = refnet_jobs::enqueue(&pool, &job).await?;
+            out.print(
+                &serde_json::json!({"id": enqueued.id, "task": info.name, "queue": queue, "inserted": enqueued.inserted}),
+                &format!("enqueued {} on queue {queue}: job {}\n", info.name, enqueued.id),
+            );
+        }
+        Command::Tasks => {
+            let tasks = refnet_jobs::list_tasks(&pool).await?;
+            let rows = tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.aliases.join(", "),
+                        t.queue.clone(),
+                        t.description.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            out.print(
+                &tasks,
+                &table::render(&["TASK", "ALIASES", "QUEUE", "DESCRIPTION"], &rows),
+            );
+        }
+        Command::Schedule => {
+            let schedules = refnet_jobs::schedule::list(&pool).await?;
+            let rows = schedules
+                .iter()
+                .map(|s| {
+                    let zone: Option<Tz> = s.spec.timezone.parse().ok();
+                    let (local, utc) = match (s.next_fire_at, zone) {
+                        (Some(at), Some(zone)) => (
+                            at.with_timezone(&zone)
+                                .format("%Y-%m-%d %H:%M %Z")
+                                .to_string(),
+                            at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                        ),
+                        _ => ("-".into(), "-".into()),
+                    };
+                    vec![
+                        s.spec.name.clone(),
+                        s.spec.cron.clone(),
+                        s.spec.timezone.clone(),
+                        if s.spec.enabled {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                        s.spec.misfire.as_str().to_string(),
+                        local,
+                        utc,
+                        s.last_fire_at
+                            .map(|t| out.time(t))
+                            .unwrap_or_else(|| "-".into()),
+                        s.last_job_state.clone().unwrap_or_else(|| "-".into()),
+                        s.spec.task.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            out.print(
+                &schedules,
+                &table::render(
+                    &[
+                        "NAME",
+                        "CRON",
+                        "ZONE",
+                        "ENABLED",
+                        "MISFIRE",
+                        "NEXT (ZONE)",
+                        "NEXT (UTC)",
+                        "LAST RUN",
+                        "LAST STATE",
+                        "TASK",
+                    ],
+                    &rows,
+                ),
+            );
+        }
+        Command::History {
+            days,
+            task,
+            state,
+            queue,
+            limit,
+        } => {
+            if limit < 1 {
+                return Err(Failure::usage("--limit must be at least 1"));
+            }
+            let state = state
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e: refnet_jobs::Error| Failure::usage(e.to_string()))?;
+            let filter = HistoryFilter {
+                task,
+                state,
+                queue,
+                limit,
+                ..HistoryFilter::last_days(days)
+            };
+            let jobs = refnet_jobs::history(&pool, &filter).await?;
+            let rows = jobs
+                .iter()
+                .map(|j| history_row(j, &out))
+                .collect::<Vec<_>>();
+            let text = if jobs.is_empty() {
+                format!("no finished jobs in the last {days} days\n")
+            } else {
+                table::render(
+                    &[
+                        "ID",
+                        "TASK",
+                        "STATE",
+                        "STARTED",
+                        "DURATION",
+                        "ATTEMPTS",
+                        "ERROR / RESULT",
+                    ],
+                    &rows,
+                )
+            };
+            out.print(&jobs, &text);
+        }
+    }
+    Ok(())
+}
+
+fn history_row(job: &Job, out: &Output) -> Vec<String> {
+    let duration = job
+        .duration()
+        .map(|d| format!("{:.3}s", d.num_milliseconds() as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into());
+    let detail = match (job.last_error(), &job.result) {
+        (Some(error), _) if job.state != refnet_jobs::JobState::Completed => error.to_string(),
+        (_, Some(result)) => result.to_string(),
+        _ => String::new(),
+    };
+    vec![
+        job.id.to_string(),
+        job.task.clone(),
+        job.state.to_string(),
+        job.started_at
+            .map(|t| out.time(t))
+            .unwrap_or_else(|| "-".into()),
+        duration,
+        format!("{}/{}", job.attempt, job.max_attempts),
+        shorten(&detail, 100),
+    ]
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
+/// Parses `--args`: a JSON object.
+fn parse_args(text: &str) -> Result<serde_json::Value, Failure> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Failure::usage(format!("--args is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Failure::usage(
+            "--args must be a JSON object, e.g. '{\"max_papers\": 10}'",
+        ));
+    }
+    Ok(value)
+}
+
+async fn connect(flag: Option<String>) -> Result<PgPool, Failure> {
+    let url = match flag.or_else(refnet_jobs::connect::database_url_from_env) {
+        Some(url) => url,
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| Failure::usage(e.to_string()))?;
+            refnet_jobs::connect::discover_local_url(&cwd)
+                .map(|(_, url)| url)
+                .ok_or_else(|| {
+                    Failure::usage(
+                        "no database: set DATABASE_URL (or DATABASE__HOST etc.), pass --database-url, \
+                         or start refnet-jobs-runner in this directory",
+                    )
+                })?
+        }
+    };
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .map_err(|e| Failure {
+            message: format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                refnet_jobs::connect::describe_url(&url)
+            ),
+            code: 1,
+        })
+}
+
+/// How results are printed.
+struct Output {
+    json: bool,
+    tz: Tz,
+}
+
+impl Output {
+    fn print<T: serde::Serialize + ?Sized>(&self, value: &T, text: &str) {
+        if self.json {
+            match serde_json::to_string_pretty(value) {
+                Ok(json) => println!("{json}"),
+                Err(error) => eprintln!("error: cannot encode JSON: {error}"),
+            }
+        } else {
+            print!("{text}");
+        }
+    }
+
+    fn time(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    }
+}

@@ -195,3 +195,12 @@ pub async fn enqueue_many<'e>(executor: impl PgExecutor<'e>, jobs: &[NewJob]) ->
         .collect();
     jobs::insert_many(executor, &rows).await
 }
+
+/// Which of `keys` are held by a live (waiting or running) job, so a fan-out
+/// can pick only work that is not queued yet.
+pub async fn live_unique_keys<'e>(
+    executor: impl PgExecutor<'e>,
+    keys: &[String],
+) -> Result<Vec<String>> {
+    jobs::live_unique_keys(executor, keys).await
+}

@@ -77,3 +77,8 @@ pub async fn live_counts(pool: &PgPool) -> Result<Vec<QueueCount>> {
         })
         .collect())
 }
+
+/// How many running jobs have an expired lease (their worker likely died).
+pub async fn expired_lease_count(pool: &PgPool) -> Result<i64> {
+    db::jobs::expired_lease_count(pool).await
+}

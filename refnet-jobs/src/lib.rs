@@ -44,6 +44,7 @@
 //!   jitter; every attempt's error is kept on the job.
 
 mod catalogue;
+pub mod connect;
 mod db;
 mod enqueue;
 mod error;
@@ -61,9 +62,13 @@ pub use catalogue::{
 };
 pub use enqueue::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Enqueued, NewJob, enqueue, enqueue_many, enqueue_typed,
+    live_unique_keys,
 };
 pub use error::{Error, Result};
-pub use history::{HistoryFilter, QueueCount, finished as history, job as get_job, live_counts};
+pub use history::{
+    HistoryFilter, QueueCount, expired_lease_count, finished as history, job as get_job,
+    live_counts,
+};
 pub use job::{AttemptError, Job, JobState};
 pub use migrate::{MIGRATIONS_TABLE, embedded_migrations, migrate};
 pub use retry::RetryPolicy;

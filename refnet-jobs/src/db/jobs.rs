@@ -392,3 +392,27 @@ pub(crate) async fn insert_tick<'e>(
     .fetch_optional(executor)
     .await?)
 }
+
+/// Which of `keys` are held by a live (waiting or running) job.
+pub(crate) async fn live_unique_keys<'e>(
+    executor: impl PgExecutor<'e>,
+    keys: &[String],
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT unique_key FROM refnet_jobs.jobs
+         WHERE unique_key = ANY($1)
+           AND state IN ('scheduled', 'available', 'running', 'retryable')",
+    )
+    .bind(keys)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Running jobs whose lease has run out.
+pub(crate) async fn expired_lease_count<'e>(executor: impl PgExecutor<'e>) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM refnet_jobs.jobs WHERE state = 'running' AND lease_expires_at < now()",
+    )
+    .fetch_one(executor)
+    .await?)
+}

@@ -1,0 +1,280 @@
+//! The runner's configuration file (`refnet-jobs.toml`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use refnet_jobs::{MisfirePolicy, ScheduleSpec};
+use serde::Deserialize;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Default IANA zone of schedules.
+    #[serde(default = "default_timezone")]
+    pub(crate) timezone: String,
+    /// `development`, `staging`, `production`...; `REFNET_ENV` overrides it.
+    #[serde(default = "default_environment")]
+    pub(crate) environment: String,
+    #[serde(default)]
+    pub(crate) workers: Workers,
+    #[serde(default)]
+    pub(crate) paths: Paths,
+    #[serde(default)]
+    pub(crate) schedules: Vec<ScheduleEntry>,
+}
+
+/// Queues this runner works, with their concurrency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Workers {
+    pub(crate) queues: BTreeMap<String, usize>,
+    #[serde(default = "default_shutdown_grace")]
+    pub(crate) shutdown_grace_secs: u64,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers {
+            queues: [("default", 4), ("maintenance", 1), ("backup", 1)]
+                .into_iter()
+                .map(|(q, c)| (q.to_string(), c))
+                .collect(),
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
+/// Where RefNet's tasks read and write files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Paths {
+    /// Where the stats report is written.
+    #[serde(default = "default_reports_dir")]
+    pub(crate) reports_dir: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            reports_dir: default_reports_dir(),
+        }
+    }
+}
+
+/// One `[[schedules]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleEntry {
+    pub(crate) name: String,
+    pub(crate) cron: String,
+    pub(crate) task: String,
+    #[serde(default)]
+    pub(crate) args: Option<toml::Table>,
+    pub(crate) timezone: Option<String>,
+    pub(crate) queue: Option<String>,
+    #[serde(default)]
+    pub(crate) priority: i16,
+    pub(crate) max_attempts: Option<i32>,
+    #[serde(default = "enabled")]
+    pub(crate) enabled: bool,
+    #[serde(default)]
+    pub(crate) misfire: MisfirePolicy,
+    #[serde(default = "default_misfire_cap")]
+    pub(crate) misfire_cap: i32,
+    /// Run only in these environments (empty: everywhere).
+    #[serde(default)]
+    pub(crate) environments: Vec<String>,
+}
+
+fn default_timezone() -> String {
+    "Asia/Tokyo".into()
+}
+fn default_environment() -> String {
+    "development".into()
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+fn default_reports_dir() -> PathBuf {
+    PathBuf::from("data/reports")
+}
+fn enabled() -> bool {
+    true
+}
+fn default_misfire_cap() -> i32 {
+    10
+}
+
+impl Config {
+    /// Reads and checks a config file; relative paths in it are taken from its directory.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if let Ok(env) = std::env::var("REFNET_ENV")
+            && !env.trim().is_empty()
+        {
+            config.environment = env.trim().to_string();
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        if config.paths.reports_dir.is_relative() {
+            config.paths.reports_dir = base.join(&config.paths.reports_dir);
+        }
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.workers.queues.is_empty() {
+            return Err(invalid("[workers] queues is empty".into()));
+        }
+        if let Some((queue, _)) = self.workers.queues.iter().find(|(_, c)| **c == 0) {
+            return Err(invalid(format!("queue {queue:?} has concurrency 0")));
+        }
+        for spec in self.schedule_specs() {
+            spec.validate().map_err(|e| invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The schedules as the library stores them. A schedule limited to other
+    /// environments is stored disabled, so it shows up as gated out.
+    pub(crate) fn schedule_specs(&self) -> Vec<ScheduleSpec> {
+        self.schedules
+            .iter()
+            .map(|entry| {
+                let mut spec = ScheduleSpec::new(&entry.name, &entry.cron, &entry.task);
+                spec.timezone = entry
+                    .timezone
+                    .clone()
+                    .unwrap_or_else(|| self.timezone.clone());
+                spec.args = entry
+                    .args
+                    .as_ref()
+                    .map(|t| serde_json::to_value(t).unwrap_or_default())
+                    .unwrap_or_else(|| serde_json::json!({}));
+                if let Some(queue) = &entry.queue {
+                    spec.queue = queue.clone();
+                }
+                spec.priority = entry.priority;
+                if let Some(max) = entry.max_attempts {
+                    spec.max_attempts = max;
+                }
+                spec.enabled = entry.enabled && self.allows(entry);
+                spec.misfire = entry.misfire;
+                spec.misfire_cap = entry.misfire_cap;
+                spec
+            })
+            .collect()
+    }
+
+    /// True when the entry may run in this runner's environment.
+    pub(crate) fn allows(&self, entry: &ScheduleEntry) -> bool {
+        entry.environments.is_empty() || entry.environments.iter().any(|e| e == &self.environment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempdir::Dir, PathBuf) {
+        let dir = tempdir::Dir::new();
+        let path = dir.0.join("refnet-jobs.toml");
+        std::fs::write(&path, text).expect("write config");
+        (dir, path)
+    }
+
+    mod tempdir {
+        pub(crate) struct Dir(pub(crate) std::path::PathBuf);
+        impl Dir {
+            pub(crate) fn new() -> Dir {
+                let path = std::env::temp_dir().join(format!(
+                    "refnet-config-{}-{}",
+                    std::process::id(),
+                    rand_suffix()
+                ));
+                std::fs::create_dir_all(&path).expect("temp dir");
+                Dir(path)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        fn rand_suffix() -> u128 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn the_shipped_config_has_refnets_eight_schedules_and_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../refnet-jobs.toml");
+        let config = Config::load(&path).expect("shipped config loads");
+        assert_eq!(config.schedules.len(), 8);
+        assert_eq!(config.timezone, "Asia/Tokyo");
+        let backup = config
+            .schedules
+            .iter()
+            .find(|s| s.name == "daily-backup")
+            .expect("backup schedule");
+        assert_eq!(backup.environments, vec!["production".to_string()]);
+    }
+
+    #[test]
+    fn a_malformed_cron_stops_start_up_naming_the_schedule() {
+        let (_dir, path) =
+            write("[[schedules]]\nname = \"nightly\"\ncron = \"0 25 * * *\"\ntask = \"t\"\n");
+        let err = Config::load(&path)
+            .expect_err("bad cron refused")
+            .to_string();
+        assert!(err.contains("nightly"), "{err}");
+        assert!(err.contains("0 25 * * *"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_time_zone_stops_start_up_naming_the_schedule() {
+        let (_dir, path) = write(
+            "[[schedules]]\nname = \"tokio\"\ncron = \"0 2 * * *\"\ntask = \"t\"\ntimezone = \"Asia/Tokio\"\n",
+        );
+        let err = Config::load(&path)
+            .expect_err("bad zone refused")
+            .to_string();
+        assert!(err.contains("tokio") && err.contains("Asia/Tokio"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let (_dir, path) = write("timezon = \"UTC\"\n");
+        let err = Config::load(&path).expect_err("typo refused").to_string();
+        assert!(err.contains("timezon"), "{err}");
+    }
+}

@@ -1,0 +1,188 @@
+//! `refnet-jobs-runner`: RefNet's automation host. Reads `refnet-jobs.toml`,
+//! connects (or starts a throwaway PostgreSQL with RefNet's sample data),
+//! migrates, seeds the schedules, and runs the cron scheduler and workers
+//! until SIGINT or SIGTERM.
+
+mod config;
+mod database;
+mod embedded_pg;
+mod tasks;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use refnet_jobs::{CancellationToken, Scheduler, Worker, WorkerConfig};
+use sqlx::postgres::PgPoolOptions;
+
+use config::Config;
+
+/// RefNet's automation host: cron scheduler and workers on PostgreSQL alone.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        default_value = "refnet-jobs.toml",
+        env = "REFNET_JOBS_CONFIG"
+    )]
+    config: PathBuf,
+    /// PostgreSQL URL. Without it (and without RefNet's DATABASE__* variables)
+    /// a throwaway local PostgreSQL is started under ./.refnet-jobs.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "REFNET_JOBS_LOG_JSON")]
+    log_json: bool,
+    /// Do not run the cron scheduler in this runner (workers only).
+    #[arg(long)]
+    no_scheduler: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_json);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("refnet-jobs-runner: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    let url = args
+        .database_url
+        .or_else(refnet_jobs::connect::database_url_from_env);
+    let database = match url {
+        Some(url) => database::Database {
+            url,
+            embedded: None,
+        },
+        None => {
+            let work_dir =
+                std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+            tracing::info!(
+                "no DATABASE_URL: starting a throwaway PostgreSQL under {}/.refnet-jobs",
+                work_dir.display()
+            );
+            let started = tokio::task::spawn_blocking(move || database::start_embedded(&work_dir))
+                .await
+                .map_err(|e| e.to_string())?;
+            started.map_err(|e| format!("cannot start the throwaway PostgreSQL: {e}"))?
+        }
+    };
+    let result = serve(&config, &database, args.no_scheduler).await;
+    if let Some(embedded) = database.embedded {
+        tokio::task::spawn_blocking(move || embedded.stop())
+            .await
+            .ok();
+    }
+    result
+}
+
+async fn serve(
+    config: &Config,
+    database: &database::Database,
+    no_scheduler: bool,
+) -> Result<(), String> {
+    let where_to = refnet_jobs::connect::describe_url(&database.url);
+    let max_connections = config.workers.queues.values().sum::<usize>() as u32 + 4;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(&database.url)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL at {where_to}: {e}"))?;
+    refnet_jobs::migrate(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    if database.embedded.is_some() {
+        tracing::info!("loading RefNet's schema and sample data if missing");
+        if database::load_fixture_if_missing(&pool)
+            .await
+            .map_err(|e| format!("cannot load RefNet's sample data: {e}"))?
+        {
+            tracing::info!("RefNet sample data loaded");
+        }
+        tracing::info!(url = %database.url, "throwaway database ready; the refnet-jobs CLI finds it from this directory");
+    }
+    let report = refnet_jobs::schedule::sync_config(&pool, &config.schedule_specs())
+        .await
+        .map_err(|e| e.to_string())?;
+    for entry in config.schedules.iter().filter(|e| !config.allows(e)) {
+        tracing::info!(schedule = %entry.name, environments = ?entry.environments,
+            environment = %config.environment, "schedule gated out in this environment (stored disabled)");
+    }
+    if !report.disabled.is_empty() {
+        tracing::info!(disabled = ?report.disabled, "schedules no longer in the config were disabled");
+    }
+
+    let env = Arc::new(tasks::TaskEnv {
+        pool: pool.clone(),
+        reports_dir: config.paths.reports_dir.clone(),
+    });
+    let mut builder = Worker::builder(pool.clone())
+        .registry(tasks::registry(env))
+        .config(WorkerConfig {
+            shutdown_grace: Duration::from_secs(config.workers.shutdown_grace_secs),
+            batch_size: 1,
+            ..WorkerConfig::default()
+        });
+    for (queue, concurrency) in &config.workers.queues {
+        builder = builder.queue(queue.clone(), *concurrency);
+    }
+    let worker = builder.build().map_err(|e| e.to_string())?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let scheduler =
+        (!no_scheduler).then(|| tokio::spawn(Scheduler::new(pool.clone()).run(shutdown.clone())));
+    tracing::info!(environment = %config.environment, schedules = config.schedules.len(), "runner started; Ctrl-C to stop");
+    let outcome = worker.run(shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(scheduler) = scheduler {
+        scheduler.await.ok();
+    }
+    pool.close().await;
+    outcome.map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch SIGTERM; only Ctrl-C stops the runner");
+            tokio::signal::ctrl_c().await.ok();
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
+}
