@@ -1,6 +1,6 @@
 //! RefNet's scheduled tasks, run by this runner against RefNet's own tables.
 
-mod fan_out;
+pub(crate) mod fan_out;
 mod health;
 mod stats;
 
@@ -46,3 +46,6 @@ pub(crate) fn registry(env: Arc<TaskEnv>) -> Registry {
         .register(GenerateStatsReport(env));
     registry
 }
+
+#[cfg(test)]
+mod tests;
