@@ -1,0 +1,247 @@
+//! The `refnet-jobs` binary against a real PostgreSQL: each command in table
+//! and JSON form, and its error paths.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use refnet_jobs::{JobContext, Registry, Task, TaskError, TaskOptions, Worker, WorkerConfig};
+use sqlx::PgPool;
+use support::*;
+
+/// Stands in for the runner's collection task, so the catalogue knows it.
+struct Collect;
+
+impl Task for Collect {
+    const NAME: &'static str = "refnet.scheduled.collect_new_papers";
+    type Args = serde_json::Value;
+    type Output = serde_json::Value;
+    fn options() -> TaskOptions {
+        TaskOptions {
+            aliases: vec!["collect-papers".into()],
+            max_attempts: 1,
+            ..TaskOptions::default()
+        }
+    }
+    async fn run(&self, _ctx: JobContext, args: Self::Args) -> Result<Self::Output, TaskError> {
+        if args.get("fail").is_some() {
+            return Err(TaskError::retryable("the crawler API answered 503"));
+        }
+        Ok(serde_json::json!({ "queued": 3 }))
+    }
+}
+
+async fn setup(pool: &PgPool) -> String {
+    refnet_jobs::migrate(pool).await.unwrap();
+    let mut registry = Registry::new();
+    registry.register(Collect);
+    refnet_jobs::register_tasks(pool, &registry).await.unwrap();
+    url_of(pool).await
+}
+
+async fn job_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_creates_the_schema(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let out = cli(&url, &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("up to date"));
+    let json = cli(&url, &["migrate", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["migrated"], true);
+    let jobs: Option<String> = sqlx::query_scalar("SELECT to_regclass('refnet_jobs.jobs')::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs.as_deref(), Some("refnet_jobs.jobs"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn run_accepts_short_and_full_names_with_json_args(pool: PgPool) {
+    let url = setup(&pool).await;
+    let out = cli(
+        &url,
+        &["run", "collect-papers", "--args", r#"{"max_papers": 5}"#],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("enqueued refnet.scheduled.collect_new_papers"));
+
+    let out = cli(
+        &url,
+        &[
+            "run",
+            "refnet.scheduled.collect_new_papers",
+            "--json",
+            "--priority",
+            "3",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id: uuid::Uuid = value["id"].as_str().unwrap().parse().unwrap();
+    let job = refnet_jobs::get_job(&pool, id).await.unwrap().unwrap();
+    assert_eq!(job.priority, 3);
+    assert_eq!(job.max_attempts, 1, "the catalogue's attempts are used");
+
+    let args: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT args FROM refnet_jobs.jobs ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        args,
+        vec![serde_json::json!({"max_papers": 5}), serde_json::json!({})]
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn run_of_an_unknown_task_lists_the_known_ones_and_writes_nothing(pool: PgPool) {
+    let url = setup(&pool).await;
+    let out = cli(&url, &["run", "collect-paper"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("unknown task \"collect-paper\""), "{err}");
+    assert!(
+        err.contains("refnet.scheduled.collect_new_papers (collect-papers)"),
+        "{err}"
+    );
+    assert_eq!(job_count(&pool).await, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn run_with_malformed_json_args_is_refused_and_writes_nothing(pool: PgPool) {
+    let url = setup(&pool).await;
+    for bad in [r#"{"max_papers": }"#, "[1, 2]", "not json"] {
+        let out = cli(&url, &["run", "collect-papers", "--args", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr(&out).contains("--args"), "{}", stderr(&out));
+    }
+    assert_eq!(job_count(&pool).await, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn history_shows_finished_jobs_with_results_and_errors(pool: PgPool) {
+    let url = setup(&pool).await;
+    assert!(cli(&url, &["run", "collect-papers"]).status.success());
+    assert!(
+        cli(
+            &url,
+            &["run", "collect-papers", "--args", r#"{"fail": true}"#]
+        )
+        .status
+        .success()
+    );
+    let worker = Worker::builder(pool.clone())
+        .register(Collect)
+        .queue("default", 2)
+        .config(WorkerConfig {
+            poll_interval: Duration::from_millis(100),
+            ..WorkerConfig::default()
+        })
+        .build()
+        .unwrap();
+    let token = refnet_jobs::CancellationToken::new();
+    let handle = tokio::spawn(worker.run(token.clone()));
+    wait_for(Duration::from_secs(30), "both jobs to finish", || async {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM refnet_jobs.jobs WHERE finished_at IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        done == 2
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    let out = cli(&url, &["history", "--days", "7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("TASK") && text.contains("DURATION") && text.contains("ATTEMPTS"),
+        "{text}"
+    );
+    assert!(
+        text.contains("completed") && text.contains(r#"{"queued":3}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("failed") && text.contains("the crawler API answered 503"),
+        "{text}"
+    );
+
+    let out = cli(
+        &url,
+        &["history", "--days", "7", "--state", "failed", "--json"],
+    );
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["state"], "failed");
+    assert_eq!(
+        jobs[0]["errors"][0]["error"],
+        "the crawler API answered 503"
+    );
+
+    let out = cli(&url, &["history", "--state", "exploded"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[sqlx::test(migrations = false)]
+async fn schedule_lists_next_ticks_in_the_zone_and_in_utc(pool: PgPool) {
+    let url = setup(&pool).await;
+    let mut spec =
+        refnet_jobs::ScheduleSpec::new("daily-paper-collection", "0 2 * * *", Collect::NAME);
+    spec.timezone = "Asia/Tokyo".into();
+    refnet_jobs::schedule::upsert(&pool, &spec, "config")
+        .await
+        .unwrap();
+
+    let out = cli(&url, &["schedule"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("daily-paper-collection"), "{text}");
+    assert!(
+        text.contains("02:00 JST") && text.contains("17:00 UTC"),
+        "{text}"
+    );
+
+    let out = cli(&url, &["schedule", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["name"], "daily-paper-collection");
+    assert_eq!(list[0]["misfire"], "once");
+    assert!(
+        list[0]["next_fire_at"]
+            .as_str()
+            .unwrap()
+            .contains("T17:00:00")
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_named_without_its_password() {
+    let out = cli("postgres://refnet:hunter2@127.0.0.1:1/refnet", &["history"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("127.0.0.1:1/refnet"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn an_unknown_display_zone_is_bad_usage() {
+    let out = cli(
+        "postgres://127.0.0.1:1/x",
+        &["history", "--tz", "Mars/Olympus"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Mars/Olympus"));
+}

@@ -1,0 +1,245 @@
+//! The `refnet-jobs-runner` binary for real: RefNet's schedule and tasks on a
+//! real PostgreSQL, steered through the `refnet-jobs` CLI, stopped by SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use support::*;
+
+fn shipped_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../refnet-jobs.toml")
+}
+
+/// A runner process that is stopped (SIGTERM, then SIGKILL) if the test fails
+/// midway, so no runner or throwaway server outlives its test.
+struct Runner(Option<Child>);
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        terminate(child.id());
+        for _ in 0..100 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().ok();
+        child.wait().ok();
+    }
+}
+
+/// Starts the runner in `dir` with the shipped config; `url` None = embedded database.
+fn start_runner(dir: &Path, url: Option<&str>) -> Runner {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"));
+    command
+        .current_dir(dir)
+        .arg("--config")
+        .arg(shipped_config())
+        .env_remove("DATABASE_URL")
+        .env_remove("DATABASE__HOST")
+        .env_remove("DATABASE__DATABASE")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("runner.log")).unwrap(),
+        ));
+    if let Some(url) = url {
+        command.env("DATABASE_URL", url);
+    }
+    Runner(Some(command.spawn().unwrap()))
+}
+
+/// SIGTERM, then the exit status within `limit`.
+async fn stop(mut runner: Runner, limit: Duration) -> std::process::ExitStatus {
+    let mut child = runner.0.take().unwrap();
+    terminate(child.id());
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            panic!("runner did not stop within {limit:?} of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn cli_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary("refnet-jobs"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("DATABASE__HOST")
+        .env_remove("DATABASE__DATABASE")
+        .output()
+        .unwrap()
+}
+
+async fn finished_collections(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM refnet_jobs.jobs
+         WHERE task = 'refnet.scheduled.collect_new_papers' AND state = 'completed'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_runner_hosts_refnets_tasks_and_the_cli_steers_it(pool: PgPool) {
+    load_fixture(&pool).await;
+    let url = url_of(&pool).await;
+    let dir = temp_dir("runner");
+    let runner = start_runner(&dir, Some(&url));
+    wait_for(Duration::from_secs(60), "the runner to register its tasks", || async {
+        let tasks: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_tables t WHERE schemaname = 'refnet_jobs' AND tablename = 'tasks'
+               AND EXISTS (SELECT 1 FROM refnet_jobs.tasks)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
+        tasks == 1
+    })
+    .await;
+
+    let schedules: Vec<(String, bool, String)> =
+        sqlx::query_as("SELECT name, enabled, timezone FROM refnet_jobs.schedules ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(schedules.len(), 8, "{schedules:?}");
+    assert!(schedules.iter().all(|(_, _, tz)| tz == "Asia/Tokyo"));
+    let backup = schedules.iter().find(|s| s.0 == "daily-backup").unwrap();
+    assert!(!backup.1, "backup is production only");
+
+    for _ in 0..2 {
+        let out = cli(&url, &["run", "collect-papers"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        // One after the other, as an operator would.
+        let before = finished_collections(&pool).await;
+        wait_for(
+            Duration::from_secs(60),
+            "the collection to complete",
+            || async { finished_collections(&pool).await > before },
+        )
+        .await;
+    }
+    let (jobs, papers): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT args->>'paper_id') FROM refnet_jobs.jobs
+         WHERE task = 'refnet.crawler.crawl_paper'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (jobs, papers),
+        (200, 200),
+        "one crawl job per paper, none twice"
+    );
+
+    let out = cli(&url, &["history", "--days", "7"]);
+    let text = stdout(&out);
+    assert_eq!(
+        text.matches("refnet.scheduled.collect_new_papers").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("completed").count(), 2, "{text}");
+    let out = cli(&url, &["history", "--days", "7", "--json"]);
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        jobs.iter().all(|j| j["result"]["queued"] == 100),
+        "{jobs:?}"
+    );
+
+    let status = stop(runner, Duration::from_secs(40)).await;
+    assert!(status.success(), "runner exit status {status:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_bad_cron_expression_stops_the_runner_at_start_naming_the_schedule(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let dir = temp_dir("badcron");
+    let config = dir.join("refnet-jobs.toml");
+    std::fs::write(
+        &config,
+        "[[schedules]]\nname = \"nightly-crawl\"\ncron = \"0 26 * * *\"\ntask = \"x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
+        .arg("--config")
+        .arg(&config)
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("nightly-crawl") && err.contains("0 26 * * *"),
+        "{err}"
+    );
+    let schema: Option<String> = sqlx::query_scalar("SELECT to_regnamespace('refnet_jobs')::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(schema, None, "nothing was written");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The README's first command: no database configured, so the runner starts a
+/// throwaway PostgreSQL with RefNet's sample, and the CLI finds it from the
+/// same directory.
+#[tokio::test]
+async fn with_no_database_the_runner_starts_a_throwaway_one_the_cli_finds() {
+    let dir = temp_dir("embedded");
+    // The server runs as the postgres user when we are root: let it in.
+    let mut perms = std::fs::metadata(&dir).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&dir, perms).unwrap();
+    let runner = start_runner(&dir, None);
+    let url_file = dir.join(".refnet-jobs/database-url");
+    wait_for(
+        Duration::from_secs(120),
+        "the throwaway database",
+        || async {
+            url_file.exists() && stdout(&cli_in(&dir, &["tasks"])).contains("collect-papers")
+        },
+    )
+    .await;
+    let out = cli_in(&dir, &["run", "collect-papers"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for(
+        Duration::from_secs(60),
+        "the collection in history",
+        || async {
+            let out = cli_in(&dir, &["history", "--days", "7", "--json"]);
+            let jobs: Vec<serde_json::Value> =
+                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            jobs.iter()
+                .any(|j| j["state"] == "completed" && j["result"]["queued"] == 100)
+        },
+    )
+    .await;
+    let status = stop(runner, Duration::from_secs(40)).await;
+    assert!(
+        status.success(),
+        "runner exit status {status:?}; log:\n{}",
+        std::fs::read_to_string(dir.join("runner.log")).unwrap_or_default()
+    );
+    assert!(!url_file.exists(), "the URL file goes with the server");
+    std::fs::remove_dir_all(&dir).ok();
+}
