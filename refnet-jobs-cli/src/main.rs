@@ -11,7 +11,6 @@ use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use refnet_jobs::{HistoryFilter, Job, NewJob};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 /// Inspect and steer refnet-jobs: run tasks, list schedules, read history.
 #[derive(Debug, Parser)]
@@ -330,18 +329,7 @@ async fn connect(flag: Option<String>) -> Result<PgPool, Failure> {
                 })?
         }
     };
-    PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(&url)
-        .await
-        .map_err(|e| Failure {
-            message: format!(
-                "cannot connect to PostgreSQL at {}: {e}",
-                refnet_jobs::connect::describe_url(&url)
-            ),
-            code: 1,
-        })
+    Ok(refnet_jobs::connect::pool(&url, 2, std::time::Duration::from_secs(10)).await?)
 }
 
 /// How results are printed.

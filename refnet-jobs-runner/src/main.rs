@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use refnet_jobs::{CancellationToken, Scheduler, Worker, WorkerConfig};
-use sqlx::postgres::PgPoolOptions;
 
 use config::Config;
 
@@ -107,14 +106,10 @@ async fn serve(
     database: &database::Database,
     no_scheduler: bool,
 ) -> Result<(), String> {
-    let where_to = refnet_jobs::connect::describe_url(&database.url);
     let max_connections = config.workers.queues.values().sum::<usize>() as u32 + 4;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect(&database.url)
+    let pool = refnet_jobs::connect::pool(&database.url, max_connections, Duration::from_secs(30))
         .await
-        .map_err(|e| format!("cannot connect to PostgreSQL at {where_to}: {e}"))?;
+        .map_err(|e| e.to_string())?;
     refnet_jobs::migrate(&pool)
         .await
         .map_err(|e| e.to_string())?;

@@ -2,6 +2,12 @@
 //! the URL file a local runner leaves for the CLI.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::{Error, Result};
 
 /// Directory (under the working directory) where a runner started with no
 /// database keeps its throwaway PostgreSQL and the URL file.
@@ -45,6 +51,29 @@ pub fn discover_local_url(start: &Path) -> Option<(PathBuf, String)> {
         let url = url.trim().to_string();
         (!url.is_empty()).then_some((file, url))
     })
+}
+
+/// Opens a pool of at most `max_connections` to `url`, after one direct
+/// connection attempt (at most `timeout`), so a refused or misaddressed
+/// server is reported at once with its real cause instead of a pool timeout.
+///
+/// Fails with [`Error::Connect`], naming host, port and database but never the password.
+pub async fn pool(url: &str, max_connections: u32, timeout: Duration) -> Result<PgPool> {
+    let failed = |reason: String| Error::Connect {
+        target: describe_url(url),
+        reason,
+    };
+    let probe = tokio::time::timeout(timeout, PgConnection::connect(url))
+        .await
+        .map_err(|_| failed(format!("no answer within {timeout:?}")))?
+        .map_err(|e| failed(e.to_string()))?;
+    probe.close().await.ok();
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(timeout)
+        .connect(url)
+        .await
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// Where a URL points, without its password, for error messages.

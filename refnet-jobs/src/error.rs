@@ -7,6 +7,14 @@ pub enum Error {
     /// The database refused a statement or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database could not be reached at all.
+    #[error("cannot connect to PostgreSQL at {target}: {reason}")]
+    Connect {
+        /// Host, port and database tried (never the password).
+        target: String,
+        /// Why the connection failed.
+        reason: String,
+    },
     /// Applying the embedded migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
