@@ -349,3 +349,117 @@ async fn shutdown_puts_interrupted_jobs_back_in_line(pool: PgPool) {
     assert_eq!(job.attempt, 1);
     assert!(job.last_error().unwrap().contains("interrupted"));
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_committed_job_wakes_an_idle_worker_through_notify_not_the_poll(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let audit = Audit::default();
+    let mut config = fast_config();
+    config.poll_interval = Duration::from_secs(60);
+    let worker = Worker::builder(pool.clone())
+        .register(Record(audit.clone()))
+        .queue("default", 1)
+        .config(config)
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    // Let the worker drain its first (empty) claim and go to sleep.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let job = enqueue(&pool, &NewJob::new("test.record", serde_json::json!({})))
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the job to run", || async {
+        audit.runs(job.id) == 1
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "woken by NOTIFY, long before the 60 s poll"
+    );
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn one_notification_per_queue_for_a_bulk_insert(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener.listen("refnet_jobs").await.unwrap();
+    let mut jobs: Vec<NewJob> = (0..100)
+        .map(|_| NewJob::new("t", serde_json::json!({})).queue("crawl"))
+        .collect();
+    jobs.extend((0..100).map(|_| NewJob::new("t", serde_json::json!({})).queue("summarize")));
+    let mut tx = pool.begin().await.unwrap();
+    enqueue_many(&mut *tx, &jobs).await.unwrap();
+    enqueue(
+        &mut *tx,
+        &NewJob::new("t", serde_json::json!({})).queue("crawl"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut payloads = Vec::new();
+    while let Ok(Ok(notification)) =
+        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
+    {
+        payloads.push(notification.payload().to_string());
+    }
+    payloads.sort();
+    assert_eq!(
+        payloads,
+        vec!["crawl", "summarize"],
+        "ids or data never travel, one per queue"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_queue_never_runs_more_jobs_at_once_than_its_concurrency(pool: PgPool) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Gauge(Arc<AtomicUsize>, Arc<AtomicUsize>);
+    impl refnet_jobs::Task for Gauge {
+        const NAME: &'static str = "test.gauge";
+        type Args = serde_json::Value;
+        type Output = ();
+        async fn run(
+            &self,
+            _ctx: refnet_jobs::JobContext,
+            _args: serde_json::Value,
+        ) -> Result<(), refnet_jobs::TaskError> {
+            let now = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            self.1.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.0.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+    migrate(&pool).await.unwrap();
+    let jobs: Vec<NewJob> = (0..12)
+        .map(|_| NewJob::new("test.gauge", serde_json::json!({})))
+        .collect();
+    enqueue_many(&pool, &jobs).await.unwrap();
+    let (current, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let worker = Worker::builder(pool.clone())
+        .register(Gauge(current, peak.clone()))
+        .queue("default", 3)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "all jobs", || async {
+        count_state(&pool, "completed").await == 12
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "slots are used, never exceeded"
+    );
+}
