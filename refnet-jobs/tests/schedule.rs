@@ -251,3 +251,39 @@ async fn config_sync_updates_changed_schedules_and_disables_removed_ones(pool: P
     let next_a = by_name("a").next_fire_at.unwrap();
     assert_eq!(next_a.format("%M").to_string(), "30");
 }
+
+#[sqlx::test(migrations = false)]
+async fn an_impossible_schedule_written_with_sql_is_parked_and_the_others_still_fire(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    schedule::upsert(&pool, &ScheduleSpec::new("good", "* * * * *", "t"), "code")
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO refnet_jobs.schedules (name, cron, task, next_fire_at)
+         VALUES ('feb-30', '0 0 30 2 *', 't', now() - interval '1 second'),
+                ('garbage', 'not a cron', 't', now() - interval '1 second')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE refnet_jobs.schedules SET next_fire_at = now() - interval '1 second' WHERE name = 'good'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let fired = fire_due(&pool).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no endless search"
+    );
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].schedule, "good");
+    let parked: Vec<(String, Option<chrono::DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT name, next_fire_at FROM refnet_jobs.schedules WHERE name <> 'good' ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(parked.iter().all(|(_, next)| next.is_none()), "{parked:?}");
+    assert!(fire_due(&pool).await.unwrap().is_empty());
+}

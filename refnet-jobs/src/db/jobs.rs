@@ -1,5 +1,7 @@
 //! Statements on `refnet_jobs.jobs`.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
@@ -179,8 +181,9 @@ pub(crate) async fn claim<'e>(
     worker_id: &str,
     lease_secs: f64,
 ) -> Result<Vec<Job>> {
-    let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH picked AS (
+    static CLAIM: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH picked AS (
              SELECT id FROM refnet_jobs.jobs
              WHERE queue = $1
                AND state IN ('scheduled', 'available', 'retryable')
@@ -195,14 +198,16 @@ pub(crate) async fn claim<'e>(
              lease_expires_at = now() + make_interval(secs => $4)
          FROM picked WHERE j.id = picked.id
          RETURNING {}",
-        prefixed_columns("j")
-    )))
-    .bind(queue)
-    .bind(limit)
-    .bind(worker_id)
-    .bind(lease_secs)
-    .fetch_all(executor)
-    .await?;
+            prefixed_columns("j")
+        )
+    });
+    let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(CLAIM.as_str()))
+        .bind(queue)
+        .bind(limit)
+        .bind(worker_id)
+        .bind(lease_secs)
+        .fetch_all(executor)
+        .await?;
     rows.into_iter().map(JobRow::into_job).collect()
 }
 

@@ -52,8 +52,15 @@ pub async fn fire_due(pool: &PgPool) -> Result<Vec<FiredTick>> {
                 continue;
             }
         };
-        let ticks = ticks_to_fire(&cron, row)?;
-        let next = cron.next_after(row.db_now)?;
+        let planned = ticks_to_fire(&cron, row).and_then(|t| Ok((t, cron.next_after(row.db_now)?)));
+        let (ticks, next) = match planned {
+            Ok(planned) => planned,
+            Err(error) => {
+                tracing::error!(schedule = %row.name, %error, "schedule cannot fire; parked until fixed");
+                db::schedules::advance(&mut *tx, &row.name, None, None).await?;
+                continue;
+            }
+        };
         for tick in &ticks {
             let insert = InsertRow {
                 id: Uuid::now_v7(),
