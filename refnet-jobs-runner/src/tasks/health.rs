@@ -68,18 +68,7 @@ impl Task for SystemHealthCheck {
         }
         let stuck_jobs = refnet_jobs::expired_lease_count(pool).await?;
 
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT 'crawl_status', crawl_status, count(*) FROM papers GROUP BY 2
-             UNION ALL SELECT 'pdf_status', pdf_status, count(*) FROM papers GROUP BY 2
-             UNION ALL SELECT 'summary_status', summary_status, count(*) FROM papers GROUP BY 2",
-        )
-        .fetch_all(pool)
-        .await
-        .map_err(|e| TaskError::retryable(format!("cannot count papers: {e}")))?;
-        let mut papers: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-        for (column, status, count) in rows {
-            papers.entry(column).or_default().insert(status, count);
-        }
+        let papers = super::papers::status_counts(pool).await?;
         let papers_total = papers
             .get("crawl_status")
             .map(|m| m.values().sum())

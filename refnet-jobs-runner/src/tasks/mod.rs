@@ -2,6 +2,7 @@
 
 pub(crate) mod fan_out;
 mod health;
+mod papers;
 mod stats;
 
 use std::path::PathBuf;

@@ -89,13 +89,7 @@ async fn collect(pool: &sqlx::PgPool) -> Result<StatsReport, TaskError> {
         let count: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
         totals.insert(name.to_string(), count);
     }
-    let processing_status = grouped(
-        pool,
-        "SELECT 'crawl_status', crawl_status, count(*) FROM papers GROUP BY 2
-         UNION ALL SELECT 'pdf_status', pdf_status, count(*) FROM papers GROUP BY 2
-         UNION ALL SELECT 'summary_status', summary_status, count(*) FROM papers GROUP BY 2",
-    )
-    .await?;
+    let processing_status = super::papers::status_counts(pool).await?;
     let papers = totals.get("papers").copied().unwrap_or(0);
     let mut completion_rates = BTreeMap::new();
     for column in ["crawl_status", "pdf_status", "summary_status"] {
