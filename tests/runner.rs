@@ -220,6 +220,23 @@ async fn with_no_database_the_runner_starts_a_throwaway_one_the_cli_finds() {
         },
     )
     .await;
+    // A second runner in the same directory must not restart the first one's server.
+    let second = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
+        .current_dir(&dir)
+        .arg("--config")
+        .arg(shipped_config())
+        .env_remove("DATABASE_URL")
+        .env_remove("DATABASE__HOST")
+        .env_remove("DATABASE__DATABASE")
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr(&second).contains("already runs the throwaway PostgreSQL"),
+        "{}",
+        stderr(&second)
+    );
+
     let out = cli_in(&dir, &["run", "collect-papers"]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_for(

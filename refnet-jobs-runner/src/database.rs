@@ -22,12 +22,14 @@ pub(crate) struct Database {
 pub(crate) struct Embedded {
     server: EmbeddedPostgres,
     url_file: PathBuf,
+    owner_file: PathBuf,
 }
 
 impl Embedded {
-    /// Stops the server and removes the URL file.
+    /// Stops the server and removes the URL and owner files.
     pub(crate) fn stop(mut self) {
         let _ = std::fs::remove_file(&self.url_file);
+        let _ = std::fs::remove_file(&self.owner_file);
         if let Err(error) = self.server.stop() {
             tracing::warn!(%error, "could not stop the throwaway PostgreSQL");
         }
@@ -36,8 +38,49 @@ impl Embedded {
 
 /// Starts (or reuses) the throwaway PostgreSQL under `work_dir/.refnet-jobs`
 /// and writes its URL where the CLI looks for it.
-pub(crate) fn start_embedded(work_dir: &Path) -> Result<Database, EmbeddedPgError> {
+pub(crate) fn start_embedded(work_dir: &Path) -> Result<Database, String> {
     let state_dir = work_dir.join(LOCAL_STATE_DIR);
+    claim_state_dir(&state_dir)?;
+    start_server(&state_dir).map_err(|e| {
+        let _ = std::fs::remove_file(state_dir.join(OWNER_FILE));
+        format!("cannot start the throwaway PostgreSQL: {e}")
+    })
+}
+
+/// File holding the pid of the runner that owns the throwaway server.
+const OWNER_FILE: &str = "runner.pid";
+
+/// Makes this process the owner of `state_dir`. Starting the server would
+/// restart one that another live runner is using, so a second runner is
+/// refused, with the way to share the database instead. A pid file left by a
+/// runner that died is taken over (and its server restarted).
+fn claim_state_dir(state_dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let owner_file = state_dir.join(OWNER_FILE);
+    if let Ok(text) = std::fs::read_to_string(&owner_file)
+        && let Ok(pid) = text.trim().parse::<u32>()
+        && pid != std::process::id()
+        && is_runner(pid)
+    {
+        return Err(format!(
+            "another refnet-jobs-runner (pid {pid}) already runs the throwaway PostgreSQL in {}; stop it first, or share its database: DATABASE_URL=$(cat {}) refnet-jobs-runner",
+            state_dir.display(),
+            state_dir.join(LOCAL_URL_FILE).display()
+        ));
+    }
+    std::fs::write(&owner_file, format!("{}\n", std::process::id()))
+        .map_err(|e| format!("cannot write {}: {e}", owner_file.display()))
+}
+
+/// True when `pid` is a live refnet-jobs-runner process.
+fn is_runner(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).contains("refnet-jobs-runner"))
+        .unwrap_or(false)
+}
+
+fn start_server(state_dir: &Path) -> Result<Database, EmbeddedPgError> {
     let server = EmbeddedPostgres::start(&state_dir.join("postgres"), "refnet")?;
     let url = server.url().to_string();
     tracing::info!(port = server.port(), data = %server.dir().display(), "throwaway PostgreSQL running");
@@ -48,7 +91,11 @@ pub(crate) fn start_embedded(work_dir: &Path) -> Result<Database, EmbeddedPgErro
     })?;
     Ok(Database {
         url,
-        embedded: Some(Embedded { server, url_file }),
+        embedded: Some(Embedded {
+            server,
+            url_file,
+            owner_file: state_dir.join(OWNER_FILE),
+        }),
     })
 }
 

@@ -89,7 +89,7 @@ async fn run(args: Args) -> Result<(), String> {
             let started = tokio::task::spawn_blocking(move || database::start_embedded(&work_dir))
                 .await
                 .map_err(|e| e.to_string())?;
-            started.map_err(|e| format!("cannot start the throwaway PostgreSQL: {e}"))?
+            started?
         }
     };
     let result = serve(&config, &database, args.no_scheduler).await;
