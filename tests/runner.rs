@@ -200,6 +200,37 @@ async fn a_bad_cron_expression_stops_the_runner_at_start_naming_the_schedule(poo
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[sqlx::test(migrations = false)]
+async fn schedule_args_that_do_not_fit_the_task_stop_the_runner_at_start(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let dir = temp_dir("badargs");
+    let config = dir.join("refnet-jobs.toml");
+    std::fs::write(
+        &config,
+        "[[schedules]]\nname = \"daily-paper-collection\"\ncron = \"0 2 * * *\"\n\
+         task = \"refnet.scheduled.collect_new_papers\"\nargs = { max_papers = \"ten\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
+        .arg("--config")
+        .arg(&config)
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("daily-paper-collection") && err.contains("\"ten\""),
+        "{err}"
+    );
+    let schedules: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.schedules")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(schedules, 0, "no schedule was written");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// The README's first command: no database configured, so the runner starts a
 /// throwaway PostgreSQL with RefNet's sample, and the CLI finds it from the
 /// same directory.

@@ -20,6 +20,9 @@ pub(crate) enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// Environments accepted without a schedule naming them.
+const KNOWN_ENVIRONMENTS: [&str; 4] = ["development", "test", "staging", "production"];
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,8 +158,31 @@ impl Config {
         if let Some((queue, _)) = self.workers.queues.iter().find(|(_, c)| **c == 0) {
             return Err(invalid(format!("queue {queue:?} has concurrency 0")));
         }
+        let mut names = std::collections::HashSet::new();
         for spec in self.schedule_specs() {
             spec.validate().map_err(|e| invalid(e.to_string()))?;
+            if !names.insert(spec.name.clone()) {
+                return Err(invalid(format!(
+                    "schedule {:?} is defined twice",
+                    spec.name
+                )));
+            }
+        }
+        // A typo such as "prod" would silently gate out production schedules.
+        let mut known: Vec<&str> = KNOWN_ENVIRONMENTS.to_vec();
+        known.extend(
+            self.schedules
+                .iter()
+                .flat_map(|s| s.environments.iter().map(String::as_str)),
+        );
+        if !known.contains(&self.environment.as_str()) {
+            known.sort_unstable();
+            known.dedup();
+            return Err(invalid(format!(
+                "unknown environment {:?} (from `environment` or REFNET_ENV); expected one of: {}",
+                self.environment,
+                known.join(", ")
+            )));
         }
         Ok(())
     }
@@ -269,6 +295,26 @@ mod tests {
             .expect_err("bad zone refused")
             .to_string();
         assert!(err.contains("tokio") && err.contains("Asia/Tokio"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelled_environment_is_refused() {
+        let (_dir, path) = write("environment = \"prod\"\n");
+        let err = Config::load(&path).expect_err("typo refused").to_string();
+        assert!(
+            err.contains("\"prod\"") && err.contains("production"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_schedule_defined_twice_is_refused() {
+        let entry = "[[schedules]]\nname = \"a\"\ncron = \"0 2 * * *\"\ntask = \"t\"\n";
+        let (_dir, path) = write(&format!("{entry}{entry}"));
+        let err = Config::load(&path)
+            .expect_err("duplicate refused")
+            .to_string();
+        assert!(err.contains("\"a\" is defined twice"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod config;
 mod database;
 mod embedded_pg;
+mod logging;
 mod tasks;
 
 use std::path::PathBuf;
@@ -35,7 +36,8 @@ struct Args {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "REFNET_JOBS_LOG_JSON")]
+    #[arg(long, env = "REFNET_JOBS_LOG_JSON", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     log_json: bool,
     /// Do not run the cron scheduler in this runner (workers only).
     #[arg(long)]
@@ -45,27 +47,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_json);
+    let json = args.log_json;
+    logging::init(json);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
-            eprintln!("refnet-jobs-runner: {message}");
+            logging::fatal(json, &message);
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -123,6 +112,12 @@ async fn serve(
         }
         tracing::info!(url = %database.url, "throwaway database ready; the refnet-jobs CLI finds it from this directory");
     }
+    let env = Arc::new(tasks::TaskEnv {
+        pool: pool.clone(),
+        reports_dir: config.paths.reports_dir.clone(),
+    });
+    let registry = tasks::registry(env);
+    check_schedule_tasks(&pool, config, &registry).await?;
     let report = refnet_jobs::schedule::sync_config(&pool, &config.schedule_specs())
         .await
         .map_err(|e| e.to_string())?;
@@ -134,12 +129,8 @@ async fn serve(
         tracing::info!(disabled = ?report.disabled, "schedules no longer in the config were disabled");
     }
 
-    let env = Arc::new(tasks::TaskEnv {
-        pool: pool.clone(),
-        reports_dir: config.paths.reports_dir.clone(),
-    });
     let mut builder = Worker::builder(pool.clone())
-        .registry(tasks::registry(env))
+        .registry(registry)
         .config(WorkerConfig {
             shutdown_grace: Duration::from_secs(config.workers.shutdown_grace_secs),
             batch_size: 1,
@@ -164,6 +155,33 @@ async fn serve(
     outcome.map_err(|e| e.to_string())
 }
 
+/// Refuses schedules whose arguments do not fit a task this runner runs, and
+/// warns about tasks that neither this runner nor any registered worker knows
+/// (a typo, or a service that has not started yet).
+async fn check_schedule_tasks(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    registry: &refnet_jobs::Registry,
+) -> Result<(), String> {
+    let catalogue = refnet_jobs::list_tasks(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    for spec in config.schedule_specs() {
+        match registry.check_args(&spec.task, &spec.args) {
+            Some(Err(reason)) => {
+                return Err(format!("schedule {:?}: {reason}", spec.name));
+            }
+            Some(Ok(())) => {}
+            None if !spec.enabled || catalogue.iter().any(|t| t.name == spec.task) => {}
+            None => tracing::warn!(
+                schedule = %spec.name, task = %spec.task,
+                "no worker has registered this task; its jobs will wait until one does (typo?)"
+            ),
+        }
+    }
+    Ok(())
+}
+
 async fn wait_for_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
@@ -175,9 +193,10 @@ async fn wait_for_signal(shutdown: CancellationToken) {
             return;
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-    }
+    let signal = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
     shutdown.cancel();
+    tracing::info!("{signal}: shutting down");
 }

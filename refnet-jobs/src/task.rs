@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -160,11 +160,19 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, TaskError
 /// A task with its types erased, as the worker calls it.
 pub(crate) trait ErasedTask: Send + Sync {
     fn call(self: Arc<Self>, ctx: JobContext, args: serde_json::Value) -> BoxFuture;
+    /// Whether `args` deserialize into the task's argument type.
+    fn check_args(&self, args: &serde_json::Value) -> Result<(), String>;
 }
 
 struct Typed<T>(T);
 
 impl<T: Task> ErasedTask for Typed<T> {
+    fn check_args(&self, args: &serde_json::Value) -> Result<(), String> {
+        T::Args::deserialize(args)
+            .map(|_| ())
+            .map_err(|e| format!("invalid arguments for task {}: {e}", T::NAME))
+    }
+
     fn call(self: Arc<Self>, ctx: JobContext, args: serde_json::Value) -> BoxFuture {
         Box::pin(async move {
             let args: T::Args = serde_json::from_value(args).map_err(|e| {
@@ -227,6 +235,12 @@ impl Registry {
     /// The options of a registered task.
     pub fn options(&self, name: &str) -> Option<&TaskOptions> {
         self.tasks.get(name).map(|t| &t.options)
+    }
+
+    /// Checks `args` against registered task `name`'s argument type, without
+    /// running anything: `None` when no such task is registered here.
+    pub fn check_args(&self, name: &str, args: &serde_json::Value) -> Option<Result<(), String>> {
+        self.tasks.get(name).map(|t| t.handler.check_args(args))
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Registered> {
