@@ -194,6 +194,24 @@ async fn history_shows_finished_jobs_with_results_and_errors(pool: PgPool) {
 
     let out = cli(&url, &["history", "--state", "exploded"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = cli(&url, &["history", "--state", "running"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "history holds finished jobs only"
+    );
+    assert!(stderr(&out).contains("completed, failed or cancelled"));
+    for days in ["0", "4294967295"] {
+        assert_eq!(
+            cli(&url, &["history", "--days", days]).status.code(),
+            Some(2)
+        );
+    }
+
+    // The short name works as a filter too.
+    let out = cli(&url, &["history", "--task", "collect-papers", "--json"]);
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jobs.len(), 2);
 }
 
 #[sqlx::test(migrations = false)]

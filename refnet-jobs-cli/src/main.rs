@@ -55,12 +55,12 @@ enum Command {
     /// Finished jobs, newest first.
     History {
         /// How many days back.
-        #[arg(long, default_value_t = 7)]
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=36_500))]
         days: u32,
         /// Only this task.
         #[arg(long)]
         task: Option<String>,
-        /// Only this state (completed, failed, cancelled).
+        /// Only this final state: completed, failed or cancelled.
         #[arg(long)]
         state: Option<String>,
         /// Only this queue.
@@ -114,9 +114,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let tz: Tz = cli
-        .tz
-        .parse()
+    let tz: Tz = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|zone| zone.name().eq_ignore_ascii_case(&cli.tz))
+        .copied()
+        .ok_or(())
         .map_err(|_| Failure::usage(format!("unknown time zone {:?} for --tz", cli.tz)))?;
     let out = Output { json: cli.json, tz };
     // Check input before touching the database, so bad input writes nothing.
@@ -233,10 +235,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if limit < 1 {
                 return Err(Failure::usage("--limit must be at least 1"));
             }
-            let state = state
-                .map(|s| s.parse())
-                .transpose()
-                .map_err(|e: refnet_jobs::Error| Failure::usage(e.to_string()))?;
+            let state = state.map(|s| finished_state(&s)).transpose()?;
+            // Accept the short names `run` accepts; other names are taken as given.
+            let task = match task {
+                Some(name) => Some(
+                    refnet_jobs::list_tasks(&pool)
+                        .await?
+                        .into_iter()
+                        .find(|t| t.answers_to(&name))
+                        .map(|t| t.name)
+                        .unwrap_or(name),
+                ),
+                None => None,
+            };
             let filter = HistoryFilter {
                 task,
                 state,
@@ -277,8 +288,8 @@ fn history_row(job: &Job, out: &Output) -> Vec<String> {
         .map(|d| format!("{:.3}s", d.num_milliseconds() as f64 / 1000.0))
         .unwrap_or_else(|| "-".into());
     let detail = match (job.last_error(), &job.result) {
-        (Some(error), _) if job.state != refnet_jobs::JobState::Completed => error.to_string(),
-        (_, Some(result)) => result.to_string(),
+        (Some(error), _) if job.state != refnet_jobs::JobState::Completed => shorten(error, 300),
+        (_, Some(result)) => shorten(&result.to_string(), 100),
         _ => String::new(),
     };
     vec![
@@ -290,7 +301,7 @@ fn history_row(job: &Job, out: &Output) -> Vec<String> {
             .unwrap_or_else(|| "-".into()),
         duration,
         format!("{}/{}", job.attempt, job.max_attempts),
-        shorten(&detail, 100),
+        detail,
     ]
 }
 
@@ -300,6 +311,19 @@ fn shorten(text: &str, max: usize) -> String {
     }
     let cut: String = text.chars().take(max - 1).collect();
     format!("{cut}…")
+}
+
+/// Parses `--state` of `history`: only final states are history.
+fn finished_state(text: &str) -> Result<refnet_jobs::JobState, Failure> {
+    let state: refnet_jobs::JobState = text
+        .parse()
+        .map_err(|e: refnet_jobs::Error| Failure::usage(e.to_string()))?;
+    if !state.is_finished() {
+        return Err(Failure::usage(format!(
+            "history lists finished jobs only; --state must be completed, failed or cancelled, not {state}"
+        )));
+    }
+    Ok(state)
 }
 
 /// Parses `--args`: a JSON object.
