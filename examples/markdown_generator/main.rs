@@ -30,7 +30,7 @@ environment: DATABASE_URL (required), VAULT_DIR (default ./vault), RUST_LOG (def
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,18 +63,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    // Ctrl-C cancels the token; `run` then stops claiming, waits for running jobs
-    // (within the worker's grace period) and returns.
+    // Ctrl-C or SIGTERM cancels the token; `run` then stops claiming, waits for
+    // running jobs (within the worker's grace period) and returns.
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::spawn(async move {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => {
-                tracing::info!("Ctrl-C: shutting down");
-                on_signal.cancel();
-            }
-            Err(error) => tracing::error!(%error, "cannot listen for Ctrl-C; stop with SIGTERM"),
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
         }
+        on_signal.cancel();
+        tracing::info!("shutting down");
     });
 
     tracing::info!(vault = %vault.display(), "writing notes");
