@@ -170,22 +170,28 @@ async fn the_runner_hosts_refnets_tasks_and_the_cli_steers_it(pool: PgPool) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Runs the runner to completion with `config` as its file; it is expected to refuse to start.
+fn run_with_config(url: &str, config: &str) -> std::process::Output {
+    let dir = temp_dir("config");
+    let path = dir.join("refnet-jobs.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
+        .arg("--config")
+        .arg(&path)
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    out
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_bad_cron_expression_stops_the_runner_at_start_naming_the_schedule(pool: PgPool) {
     let url = url_of(&pool).await;
-    let dir = temp_dir("badcron");
-    let config = dir.join("refnet-jobs.toml");
-    std::fs::write(
-        &config,
+    let out = run_with_config(
+        &url,
         "[[schedules]]\nname = \"nightly-crawl\"\ncron = \"0 26 * * *\"\ntask = \"x\"\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
-        .arg("--config")
-        .arg(&config)
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -197,26 +203,16 @@ async fn a_bad_cron_expression_stops_the_runner_at_start_naming_the_schedule(poo
         .await
         .unwrap();
     assert_eq!(schema, None, "nothing was written");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[sqlx::test(migrations = false)]
 async fn schedule_args_that_do_not_fit_the_task_stop_the_runner_at_start(pool: PgPool) {
     let url = url_of(&pool).await;
-    let dir = temp_dir("badargs");
-    let config = dir.join("refnet-jobs.toml");
-    std::fs::write(
-        &config,
+    let out = run_with_config(
+        &url,
         "[[schedules]]\nname = \"daily-paper-collection\"\ncron = \"0 2 * * *\"\n\
          task = \"refnet.scheduled.collect_new_papers\"\nargs = { max_papers = \"ten\" }\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
-        .arg("--config")
-        .arg(&config)
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -228,7 +224,6 @@ async fn schedule_args_that_do_not_fit_the_task_stop_the_runner_at_start(pool: P
         .await
         .unwrap();
     assert_eq!(schedules, 0, "no schedule was written");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The README's first command: no database configured, so the runner starts a
