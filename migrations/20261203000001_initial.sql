@@ -36,6 +36,10 @@ CREATE TABLE refnet_jobs.jobs (
 CREATE INDEX jobs_runnable_idx ON refnet_jobs.jobs (queue, priority DESC, run_at, id)
     WHERE state IN ('scheduled', 'available', 'retryable');
 
+-- Live rows by queue and state, for queue depths whatever the size of history.
+CREATE INDEX jobs_live_idx ON refnet_jobs.jobs (queue, state)
+    WHERE state IN ('scheduled', 'available', 'running', 'retryable');
+
 -- Running rows, for lease rescue and status.
 CREATE INDEX jobs_running_idx ON refnet_jobs.jobs (lease_expires_at)
     WHERE state = 'running';
@@ -74,9 +78,9 @@ CREATE TABLE refnet_jobs.schedules (
     name           text PRIMARY KEY CHECK (name <> ''),
     cron           text        NOT NULL,
     timezone       text        NOT NULL DEFAULT 'UTC',
-    task           text        NOT NULL,
+    task           text        NOT NULL CHECK (task <> ''),
     args           jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    queue          text        NOT NULL DEFAULT 'default',
+    queue          text        NOT NULL DEFAULT 'default' CHECK (queue <> ''),
     priority       smallint    NOT NULL DEFAULT 0,
     max_attempts   integer     NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),
     enabled        boolean     NOT NULL DEFAULT true,
@@ -103,3 +107,16 @@ CREATE TABLE refnet_jobs.tasks (
     registered_at timestamptz NOT NULL DEFAULT now(),
     last_seen_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- The id of the live job holding `key`, read with a fresh snapshot (a VOLATILE
+-- function in READ COMMITTED), so an enqueue that waited on a concurrent insert
+-- of the same key sees the row that insert committed.
+CREATE FUNCTION refnet_jobs.live_job_with_key(key text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN (SELECT id FROM refnet_jobs.jobs
+            WHERE unique_key = key
+              AND state IN ('scheduled', 'available', 'running', 'retryable')
+            LIMIT 1);
+END;
+$$;

@@ -198,5 +198,13 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = term.recv() => "SIGTERM",
     };
     shutdown.cancel();
-    tracing::info!("{signal}: shutting down");
+    tracing::info!("{signal}: shutting down (send it again to stop at once)");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::warn!(
+        "second signal: exiting now; running jobs stay running until their leases expire"
+    );
+    std::process::exit(130);
 }

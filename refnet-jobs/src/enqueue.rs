@@ -160,10 +160,14 @@ pub struct Enqueued {
 /// Enqueues one job on any executor (pool, connection or open transaction).
 ///
 /// Fails with [`Error::InvalidOption`] for an empty task or queue name or
-/// `max_attempts < 1`, and with [`Error::Database`] when the insert fails.
+/// `max_attempts < 1`, with [`Error::Database`] when the insert fails, and with
+/// [`Error::UniqueKeyRace`] in the rare case where the live job holding the
+/// key finished while this call looked it up (enqueue again).
 pub async fn enqueue<'e>(executor: impl PgExecutor<'e>, job: &NewJob) -> Result<Enqueued> {
     job.validate()?;
-    let (id, inserted) = jobs::insert_one(executor, &job.row()).await?;
+    let (id, inserted) = jobs::insert_one(executor, &job.row())
+        .await?
+        .ok_or_else(|| Error::UniqueKeyRace(job.unique_key.clone().unwrap_or_default()))?;
     Ok(Enqueued { id, inserted })
 }
 

@@ -51,6 +51,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The live job holding this unique key finished while the enqueue looked
+    /// it up; nothing was inserted, and enqueueing again will insert the job.
+    #[error(
+        "the job holding unique key {0:?} finished during the enqueue; nothing was inserted, try again"
+    )]
+    UniqueKeyRace(String),
     /// No job or schedule with this id or name exists.
     #[error("{0} not found")]
     NotFound(String),

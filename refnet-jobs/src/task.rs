@@ -50,7 +50,9 @@ pub struct JobContext {
     pub attempt: i32,
     /// Attempts allowed in all.
     pub max_attempts: i32,
-    /// Fires when the job should stop early (shutdown); long tasks should watch it.
+    /// Fires when the worker starts shutting down: the job has the grace period
+    /// to finish or give up, then it is interrupted and put back in line.
+    /// Long tasks should watch it.
     pub cancel: CancellationToken,
 }
 

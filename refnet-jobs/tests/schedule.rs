@@ -81,6 +81,10 @@ async fn a_bad_cron_expression_or_zone_is_refused_and_writes_nothing(pool: PgPoo
             timezone: "Asia/Tokio".into(),
             ..ScheduleSpec::new("zone", "0 2 * * *", "t")
         },
+        ScheduleSpec {
+            queue: "".into(),
+            ..ScheduleSpec::new("no-queue", "0 2 * * *", "t")
+        },
     ];
     for spec in &bad {
         let err = schedule::upsert(&pool, spec, "code").await.unwrap_err();

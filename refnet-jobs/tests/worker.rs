@@ -274,34 +274,112 @@ async fn arguments_that_do_not_fit_the_task_fail_permanently_with_a_clear_error(
 }
 
 #[sqlx::test(migrations = false)]
-async fn a_job_for_a_task_nobody_registered_fails_with_a_clear_error_after_its_attempts(
-    pool: PgPool,
-) {
+async fn a_job_for_a_task_this_worker_does_not_run_waits_for_one_that_does(pool: PgPool) {
     migrate(&pool).await.unwrap();
-    let job = enqueue(
+    let foreign = enqueue(
         &pool,
-        &NewJob::new("test.nobody", serde_json::json!({})).max_attempts(1),
+        &NewJob::new("other.service.task", serde_json::json!({})),
     )
     .await
     .unwrap();
+    let mine = enqueue(&pool, &NewJob::new("test.record", serde_json::json!({})))
+        .await
+        .unwrap();
+    let audit = Audit::default();
     let worker = Worker::builder(pool.clone())
-        .register(Record(Audit::default()))
+        .register(Record(audit.clone()))
         .queue("default", 1)
         .config(fast_config())
         .build()
         .unwrap();
     let (token, handle) = spawn_worker(worker);
-    wait_for(Duration::from_secs(30), "the job to fail", || async {
-        get_job(&pool, job.id).await.unwrap().unwrap().state == JobState::Failed
+    wait_for(Duration::from_secs(30), "its own job", || async {
+        audit.runs(mine.id) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let foreign = get_job(&pool, foreign.id).await.unwrap().unwrap();
+    assert_eq!(
+        foreign.state,
+        JobState::Available,
+        "left for a worker that runs it"
+    );
+    assert_eq!(foreign.attempt, 0);
+    assert!(foreign.errors.is_empty());
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_duplicate_enqueue_in_an_open_transaction_does_not_hold_up_the_live_job(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let job = NewJob::new("test.record", serde_json::json!({})).unique_key("paper:1");
+    let live = enqueue(&pool, &job).await.unwrap();
+    // A caller enqueues the same key inside its own transaction and keeps it open.
+    let mut tx = pool.begin().await.unwrap();
+    let duplicate = enqueue(&mut *tx, &job).await.unwrap();
+    assert_eq!((duplicate.id, duplicate.inserted), (live.id, false));
+
+    let audit = Audit::default();
+    let worker = Worker::builder(pool.clone())
+        .register(Record(audit.clone()))
+        .queue("default", 1)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(
+        Duration::from_secs(20),
+        "the live job to complete while the transaction is open",
+        || async { get_job(&pool, live.id).await.unwrap().unwrap().state == JobState::Completed },
+    )
+    .await;
+    tx.commit().await.unwrap();
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(audit.runs(live.id), 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_job_told_to_wrap_up_at_shutdown_can_finish_within_the_grace(pool: PgPool) {
+    struct Polite;
+    impl refnet_jobs::Task for Polite {
+        const NAME: &'static str = "test.polite";
+        type Args = serde_json::Value;
+        type Output = &'static str;
+        async fn run(
+            &self,
+            ctx: refnet_jobs::JobContext,
+            _args: serde_json::Value,
+        ) -> Result<&'static str, refnet_jobs::TaskError> {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => Ok("stopped early, work saved"),
+                _ = tokio::time::sleep(Duration::from_secs(600)) => Ok("finished"),
+            }
+        }
+    }
+    migrate(&pool).await.unwrap();
+    let job = enqueue(&pool, &NewJob::new("test.polite", serde_json::json!({})))
+        .await
+        .unwrap();
+    let worker = Worker::builder(pool.clone())
+        .register(Polite)
+        .queue("default", 1)
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "the job to start", || async {
+        count_state(&pool, "running").await == 1
     })
     .await;
     token.cancel();
     handle.await.unwrap().unwrap();
     let job = get_job(&pool, job.id).await.unwrap().unwrap();
-    let message = job.last_error().unwrap();
-    assert!(
-        message.contains("no handler for task \"test.nobody\""),
-        "{message}"
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(
+        job.result,
+        Some(serde_json::json!("stopped early, work saved"))
     );
 }
 
@@ -322,9 +400,13 @@ async fn shutdown_puts_interrupted_jobs_back_in_line(pool: PgPool) {
         }
     }
     migrate(&pool).await.unwrap();
-    let job = enqueue(&pool, &NewJob::new("test.sleepy", serde_json::json!({})))
-        .await
-        .unwrap();
+    // Its last attempt: an interruption must still not fail it.
+    let job = enqueue(
+        &pool,
+        &NewJob::new("test.sleepy", serde_json::json!({})).max_attempts(1),
+    )
+    .await
+    .unwrap();
     let mut config = fast_config();
     config.shutdown_grace = Duration::from_millis(300);
     let worker = Worker::builder(pool.clone())

@@ -81,24 +81,32 @@ pub(crate) struct InsertRow<'a> {
 }
 
 /// Inserts one job. With a unique key held by a live job, inserts nothing and
-/// returns that job's id; `inserted` tells which happened. The no-op update on
-/// conflict is what makes the existing row's id come back in the same statement.
+/// returns that job's id; `inserted` tells which happened. `DO NOTHING` takes
+/// no lock on the existing job (a `DO UPDATE` would hold it until the caller's
+/// transaction ends, stalling its worker's heartbeats and completion).
+/// `None` when the live job finished between the conflict and the lookup.
 pub(crate) async fn insert_one<'e>(
     executor: impl PgExecutor<'e>,
     row: &InsertRow<'_>,
-) -> Result<(Uuid, bool)> {
-    let (id, inserted): (Uuid, bool) = sqlx::query_as(
-        "INSERT INTO refnet_jobs.jobs AS j
-             (id, task, queue, args, state, priority, max_attempts, run_at, unique_key,
-              schedule_name, scheduled_for, tags)
-         VALUES ($1, $2, $3, $4,
-                 CASE WHEN coalesce($7, now()) > now() THEN 'scheduled' ELSE 'available' END,
-                 $5, $6, coalesce($7, now()), $8, $9, $10, $11)
-         ON CONFLICT (unique_key)
-             WHERE unique_key IS NOT NULL
-               AND state IN ('scheduled', 'available', 'running', 'retryable')
-         DO UPDATE SET unique_key = j.unique_key
-         RETURNING id, (xmax = 0) AS inserted",
+) -> Result<Option<(Uuid, bool)>> {
+    let found: Option<(Option<Uuid>, bool)> = sqlx::query_as(
+        "WITH ins AS (
+             INSERT INTO refnet_jobs.jobs
+                 (id, task, queue, args, state, priority, max_attempts, run_at, unique_key,
+                  schedule_name, scheduled_for, tags)
+             VALUES ($1, $2, $3, $4,
+                     CASE WHEN coalesce($7, now()) > now() THEN 'scheduled' ELSE 'available' END,
+                     $5, $6, coalesce($7, now()), $8, $9, $10, $11)
+             ON CONFLICT (unique_key)
+                 WHERE unique_key IS NOT NULL
+                   AND state IN ('scheduled', 'available', 'running', 'retryable')
+             DO NOTHING
+             RETURNING id
+         )
+         SELECT id, true FROM ins
+         UNION ALL
+         SELECT refnet_jobs.live_job_with_key($8), false
+         WHERE NOT EXISTS (SELECT 1 FROM ins)",
     )
     .bind(row.id)
     .bind(row.task)
@@ -111,9 +119,9 @@ pub(crate) async fn insert_one<'e>(
     .bind(row.schedule_name)
     .bind(row.scheduled_for)
     .bind(row.tags)
-    .fetch_one(executor)
+    .fetch_optional(executor)
     .await?;
-    Ok((id, inserted))
+    Ok(found.and_then(|(id, inserted)| id.map(|id| (id, inserted))))
 }
 
 /// Inserts many jobs in one statement; rows whose unique key is held by a live
@@ -173,13 +181,16 @@ pub(crate) async fn insert_many<'e>(
 }
 
 /// Claims up to `limit` runnable jobs of `queue` for `worker_id`, oldest of the
-/// highest priority first, skipping rows other workers hold.
+/// highest priority first, skipping rows other workers hold. Only jobs of
+/// `tasks` are taken: a job for a task this worker cannot run waits for one
+/// that can (another service may share the queue name).
 pub(crate) async fn claim<'e>(
     executor: impl PgExecutor<'e>,
     queue: &str,
     limit: i64,
     worker_id: &str,
     lease_secs: f64,
+    tasks: &[String],
 ) -> Result<Vec<Job>> {
     static CLAIM: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -188,6 +199,7 @@ pub(crate) async fn claim<'e>(
              WHERE queue = $1
                AND state IN ('scheduled', 'available', 'retryable')
                AND run_at <= now()
+               AND task = ANY($5)
              ORDER BY priority DESC, run_at, id
              LIMIT $2
              FOR UPDATE SKIP LOCKED
@@ -206,6 +218,7 @@ pub(crate) async fn claim<'e>(
         .bind(limit)
         .bind(worker_id)
         .bind(lease_secs)
+        .bind(tasks)
         .fetch_all(executor)
         .await?;
     rows.into_iter().map(JobRow::into_job).collect()
@@ -273,7 +286,9 @@ pub(crate) async fn fail<'e>(
     state.map(|s| s.parse()).transpose()
 }
 
-/// Puts jobs interrupted by shutdown back in line, their attempt recorded as failed.
+/// Puts jobs interrupted by shutdown back in line, the interrupted attempt
+/// recorded in `errors`. An interruption never fails a job, even on its last
+/// attempt: a deploy must not cost a job its last chance.
 pub(crate) async fn release<'e>(
     executor: impl PgExecutor<'e>,
     ids: &[Uuid],
@@ -284,9 +299,7 @@ pub(crate) async fn release<'e>(
         "UPDATE refnet_jobs.jobs
          SET errors = errors || jsonb_build_array(jsonb_build_object(
                  'attempt', attempt, 'at', now(), 'error', $3::text)),
-             state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'available' END,
-             finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
-             run_at = now(), lease_expires_at = NULL
+             state = 'available', run_at = now(), lease_expires_at = NULL
          WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'",
     )
     .bind(ids)

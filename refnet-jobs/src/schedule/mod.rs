@@ -113,6 +113,9 @@ impl ScheduleSpec {
         if self.task.trim().is_empty() {
             return Err(invalid("task is empty".into()));
         }
+        if self.queue.trim().is_empty() {
+            return Err(invalid("queue is empty".into()));
+        }
         if self.max_attempts < 1 {
             return Err(invalid(format!(
                 "max_attempts must be at least 1, got {}",

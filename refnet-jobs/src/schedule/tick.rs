@@ -44,55 +44,62 @@ pub async fn fire_due(pool: &PgPool) -> Result<Vec<FiredTick>> {
     let due = db::schedules::lock_due(&mut *tx, BATCH).await?;
     let mut fired = Vec::new();
     for row in &due {
-        let cron = match CronSchedule::parse(&row.cron, &row.timezone) {
-            Ok(cron) => cron,
+        // Each schedule in its own savepoint: a row the database refuses (say,
+        // a queue name the jobs table rejects) is parked, not allowed to roll
+        // back every other schedule's tick again and again.
+        let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
+        match fire_one(&mut savepoint, row).await {
+            Ok(ticks) => {
+                savepoint.commit().await?;
+                fired.extend(ticks);
+            }
             Err(error) => {
+                savepoint.rollback().await?;
                 tracing::error!(schedule = %row.name, %error, "schedule cannot fire; parked until fixed");
                 db::schedules::advance(&mut *tx, &row.name, None, None).await?;
-                continue;
-            }
-        };
-        let planned = ticks_to_fire(&cron, row).and_then(|t| Ok((t, cron.next_after(row.db_now)?)));
-        let (ticks, next) = match planned {
-            Ok(planned) => planned,
-            Err(error) => {
-                tracing::error!(schedule = %row.name, %error, "schedule cannot fire; parked until fixed");
-                db::schedules::advance(&mut *tx, &row.name, None, None).await?;
-                continue;
-            }
-        };
-        for tick in &ticks {
-            let insert = InsertRow {
-                id: Uuid::now_v7(),
-                task: &row.task,
-                queue: &row.queue,
-                args: &row.args,
-                priority: row.priority,
-                max_attempts: row.max_attempts,
-                run_at: None,
-                unique_key: None,
-                schedule_name: Some(&row.name),
-                scheduled_for: Some(*tick),
-                tags: &[],
-            };
-            if let Some(job_id) = db::jobs::insert_tick(&mut *tx, &insert).await? {
-                fired.push(FiredTick {
-                    schedule: row.name.clone(),
-                    scheduled_for: *tick,
-                    job_id,
-                });
             }
         }
-        if ticks.is_empty() {
-            tracing::info!(schedule = %row.name, missed_since = %row.next_fire_at,
-                "missed ticks skipped (misfire policy skip)");
-        }
-        db::schedules::advance(&mut *tx, &row.name, ticks.last().copied(), Some(next)).await?;
     }
     tx.commit().await?;
     for tick in &fired {
         tracing::info!(schedule = %tick.schedule, tick = %tick.scheduled_for, job = %tick.job_id, "cron tick enqueued");
     }
+    Ok(fired)
+}
+
+/// Enqueues the ticks of one due schedule and advances it.
+async fn fire_one(conn: &mut sqlx::PgConnection, row: &DueRow) -> Result<Vec<FiredTick>> {
+    let cron = CronSchedule::parse(&row.cron, &row.timezone)?;
+    let ticks = ticks_to_fire(&cron, row)?;
+    let next = cron.next_after(row.db_now)?;
+    let mut fired = Vec::new();
+    for tick in &ticks {
+        let insert = InsertRow {
+            id: Uuid::now_v7(),
+            task: &row.task,
+            queue: &row.queue,
+            args: &row.args,
+            priority: row.priority,
+            max_attempts: row.max_attempts,
+            run_at: None,
+            unique_key: None,
+            schedule_name: Some(&row.name),
+            scheduled_for: Some(*tick),
+            tags: &[],
+        };
+        if let Some(job_id) = db::jobs::insert_tick(&mut *conn, &insert).await? {
+            fired.push(FiredTick {
+                schedule: row.name.clone(),
+                scheduled_for: *tick,
+                job_id,
+            });
+        }
+    }
+    if ticks.is_empty() {
+        tracing::info!(schedule = %row.name, missed_since = %row.next_fire_at,
+            "missed ticks skipped (misfire policy skip)");
+    }
+    db::schedules::advance(&mut *conn, &row.name, ticks.last().copied(), Some(next)).await?;
     Ok(fired)
 }
 
@@ -145,9 +152,9 @@ impl Scheduler {
         }
     }
 
-    /// How often due ticks are looked for.
+    /// How often due ticks are looked for (at least 10 ms).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
+        self.poll_interval = interval.max(Duration::from_millis(10));
         self
     }
 

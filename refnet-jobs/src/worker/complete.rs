@@ -1,7 +1,9 @@
 //! Writes an attempt's outcome back, retrying the write while the database is
-//! briefly unreachable so a finished job is not left `running`.
+//! unreachable (a restart, a failover) so a finished job is not left `running`.
 
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::execute::Outcome;
@@ -9,7 +11,8 @@ use crate::db;
 use crate::job::{Job, JobState};
 use crate::retry::RetryPolicy;
 
-const WRITE_ATTEMPTS: u32 = 8;
+/// Retries of an outcome write: with the 5 s cap, about ten minutes in all.
+const WRITE_ATTEMPTS: u32 = 125;
 
 pub(crate) async fn record(
     shared: &Shared,
@@ -17,6 +20,7 @@ pub(crate) async fn record(
     outcome: Outcome,
     retry: RetryPolicy,
     elapsed: Duration,
+    interrupt: &CancellationToken,
 ) {
     let ms = elapsed.as_millis() as u64;
     let mut pause = Duration::from_millis(100);
@@ -43,12 +47,19 @@ pub(crate) async fn record(
             }
             Err(error) if write < WRITE_ATTEMPTS => {
                 tracing::warn!(job = %job.id, %error, ?pause, "cannot record job outcome; retrying");
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    // Shutdown's grace period is over: stop waiting for the database.
+                    _ = interrupt.cancelled() => {
+                        tracing::error!(job = %job.id, "shutting down before the job outcome could be recorded; the job stays running with its lease");
+                        return;
+                    }
+                }
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
             Err(error) => {
                 tracing::error!(job = %job.id, %error,
-                    "giving up recording job outcome; its lease will expire and it will be retried");
+                    "giving up recording job outcome after ten minutes; the job stays running with an expired lease");
             }
         }
     }

@@ -34,7 +34,7 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, _permit: OwnedSemaphorePe
                 task: job.task.clone(),
                 attempt: job.attempt,
                 max_attempts: job.max_attempts,
-                cancel: interrupt.child_token(),
+                cancel: shared.stopping.child_token(),
             };
             let mut handle = tokio::spawn(task.handler.clone().call(ctx, job.args.clone()));
             tokio::select! {
@@ -55,7 +55,7 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, _permit: OwnedSemaphorePe
         .get(&job.task)
         .map(|t| t.options.retry)
         .unwrap_or_default();
-    complete::record(&shared, &job, outcome, retry, started.elapsed()).await;
+    complete::record(&shared, &job, outcome, retry, started.elapsed(), &interrupt).await;
     shared.running.remove(job.id);
 }
 

@@ -21,6 +21,12 @@ pub(crate) async fn run(
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let lease = shared.config.lease.as_secs_f64();
+    let tasks: Vec<String> = shared
+        .registry
+        .names()
+        .into_iter()
+        .map(String::from)
+        .collect();
     let mut failures: u32 = 0;
     loop {
         let first = tokio::select! {
@@ -38,24 +44,32 @@ pub(crate) async fn run(
             }
         }
         let wanted = permits.len();
-        let claimed =
-            match db::jobs::claim(&shared.pool, &queue, wanted as i64, &shared.id, lease).await {
-                Ok(claimed) => {
-                    failures = 0;
-                    claimed
+        let claimed = match db::jobs::claim(
+            &shared.pool,
+            &queue,
+            wanted as i64,
+            &shared.id,
+            lease,
+            &tasks,
+        )
+        .await
+        {
+            Ok(claimed) => {
+                failures = 0;
+                claimed
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let pause = backoff(failures);
+                tracing::warn!(%queue, %error, ?pause, "claim failed; retrying");
+                drop(permits);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return,
                 }
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let pause = backoff(failures);
-                    tracing::warn!(%queue, %error, ?pause, "claim failed; retrying");
-                    drop(permits);
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = stop.cancelled() => return,
-                    }
-                    continue;
-                }
-            };
+                continue;
+            }
+        };
         let got = claimed.len();
         for job in claimed {
             let Some(permit) = permits.pop() else { break };

@@ -118,7 +118,8 @@ impl WorkerBuilder {
     /// Checks the settings.
     ///
     /// Fails with [`Error::InvalidOption`] when no queue is given, a queue
-    /// appears twice or has concurrency 0, or the batch size is 0.
+    /// appears twice or has concurrency 0, the batch size or an interval is 0,
+    /// or the lease is not longer than the heartbeat interval.
     pub fn build(self) -> Result<Worker> {
         if self.queues.is_empty() {
             return Err(Error::InvalidOption(
@@ -139,6 +140,18 @@ impl WorkerBuilder {
         if self.config.batch_size == 0 {
             return Err(Error::InvalidOption("batch_size must be at least 1".into()));
         }
+        let c = &self.config;
+        if c.poll_interval.is_zero() || c.heartbeat_interval.is_zero() {
+            return Err(Error::InvalidOption(
+                "poll_interval and heartbeat_interval must be above zero".into(),
+            ));
+        }
+        if c.lease <= c.heartbeat_interval {
+            return Err(Error::InvalidOption(format!(
+                "the lease ({:?}) must be longer than the heartbeat interval ({:?})",
+                c.lease, c.heartbeat_interval
+            )));
+        }
         let id = self.id.unwrap_or_else(default_worker_id);
         Ok(Worker {
             shared: Arc::new(Shared {
@@ -147,6 +160,7 @@ impl WorkerBuilder {
                 config: self.config,
                 id,
                 running: heartbeat::RunningSet::default(),
+                stopping: CancellationToken::new(),
             }),
             queues: self.queues,
         })
@@ -160,6 +174,8 @@ pub(crate) struct Shared {
     pub(crate) config: WorkerConfig,
     pub(crate) id: String,
     pub(crate) running: heartbeat::RunningSet,
+    /// Fires when shutdown starts: each job's [`crate::JobContext::cancel`] is its child.
+    pub(crate) stopping: CancellationToken,
 }
 
 /// Claims and runs jobs from its queues until shut down.
@@ -228,6 +244,8 @@ impl Worker {
         }
         fetchers.close();
         fetchers.wait().await;
+        // Tell running jobs to wrap up; they are interrupted only after the grace period.
+        self.shared.stopping.cancel();
         jobs.close();
         let grace = self.shared.config.shutdown_grace;
         if tokio::time::timeout(grace, jobs.wait()).await.is_err() {
