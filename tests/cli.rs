@@ -263,3 +263,95 @@ fn an_unknown_display_zone_is_bad_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("Mars/Olympus"));
 }
+
+#[sqlx::test(migrations = false)]
+async fn bench_runs_every_workload_and_reports_json(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let out = cli(
+        &url,
+        &[
+            "bench",
+            "--reps",
+            "1",
+            "--jobs",
+            "300",
+            "--latency-jobs",
+            "20",
+            "--interval-ms",
+            "5",
+            "--seconds",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drain = &report["drain"]["runs"][0];
+    assert_eq!(drain["completed"], 300, "{report}");
+    assert!(drain["jobs_per_sec"].as_f64().unwrap() > 0.0);
+    let latency = &report["latency"]["runs"][0];
+    assert_eq!(latency["received"], 20, "{report}");
+    let p50 = latency["p50_ms"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 <= latency["max_ms"].as_f64().unwrap());
+    assert!(report["insert"]["runs"][0]["count"].as_u64().unwrap() > 0);
+    assert!(report["insert"]["jobs_per_sec"]["median"].as_f64().unwrap() > 0.0);
+    // The benchmark cleans up after itself: no jobs, no tasks in the catalogue.
+    let left: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM refnet_jobs.jobs), (SELECT count(*) FROM refnet_jobs.tasks)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0));
+}
+
+#[sqlx::test(migrations = false)]
+async fn bench_scale_times_claims_with_history_and_a_backlog(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let out = cli(
+        &url,
+        &[
+            "bench",
+            "scale",
+            "--history",
+            "0,20000",
+            "--backlog",
+            "5000",
+            "--claims",
+            "20",
+            "--claim-batch",
+            "10",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs: Vec<serde_json::Value> = serde_json::from_value(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["scale"].clone(),
+    )
+    .unwrap();
+    let shape: Vec<(i64, i64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["history"].as_i64().unwrap(),
+                r["waiting"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shape, vec![(0, 200), (20_000, 200), (0, 5_000)]);
+    assert!(runs.iter().all(|r| r["p95_ms"].as_f64().unwrap() > 0.0));
+}
+
+#[sqlx::test(migrations = false)]
+async fn bench_refuses_bad_options_before_touching_the_database(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let out = cli(&url, &["bench", "drain", "--jobs", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--jobs"));
+    let schema: Option<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = 'refnet_jobs'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    assert!(schema.is_none(), "nothing was written");
+}

@@ -2,6 +2,7 @@
 //! a table or, with `--json`, JSON. Exit codes: 0 ok, 1 failed operation,
 //! 2 bad usage.
 
+mod bench;
 mod table;
 
 use std::process::ExitCode;
@@ -70,6 +71,8 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Measure throughput and latency (WORKLOAD.md) on a database of its own.
+    Bench(bench::BenchArgs),
 }
 
 /// A failure: its message and exit code.
@@ -101,7 +104,7 @@ impl From<refnet_jobs::Error> for Failure {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
@@ -124,6 +127,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     // Check input before touching the database, so bad input writes nothing.
     if let Command::Run { args, .. } = &cli.command {
         parse_args(args)?;
+    }
+    if let Command::Bench(args) = &cli.command {
+        args.validate().map_err(Failure::usage)?;
     }
     let pool = connect(cli.database_url).await?;
     match cli.command {
@@ -277,6 +283,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 )
             };
             out.print(&jobs, &text);
+        }
+        Command::Bench(args) => {
+            refnet_jobs::migrate(&pool).await?;
+            bench::run(&pool, &args, out.json).await?
         }
     }
     Ok(())

@@ -43,6 +43,7 @@
 //! - A failed attempt is retried after a capped exponential backoff with
 //!   jitter; every attempt's error is kept on the job.
 
+pub mod bench;
 mod catalogue;
 pub mod connect;
 mod db;

@@ -7,7 +7,7 @@ use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
 use crate::Result;
-use crate::job::{AttemptError, Job, JobState};
+use crate::job::{AttemptError, Job};
 
 /// The columns every job query returns, in `JobRow`'s order.
 pub(crate) const JOB_COLUMNS: &str = "id, task, queue, args, state, priority, attempt, max_attempts, \
@@ -232,79 +232,124 @@ fn prefixed_columns(alias: &str) -> String {
         .join(", ")
 }
 
-/// Marks a running job completed with its result. Returns false when this
-/// worker no longer holds the job (fencing).
-pub(crate) async fn complete<'e>(
+/// Marks running jobs completed with their results, in one statement.
+/// `secs[i]` is how long job `i` ran: `started_at` becomes its finish time
+/// minus that (by the database clock), so a job that waited in a worker's
+/// prefetch buffer is not charged for the wait. Returns the ids written;
+/// a job this worker no longer holds is left alone (fencing).
+pub(crate) async fn complete_many<'e>(
     executor: impl PgExecutor<'e>,
-    id: Uuid,
     worker_id: &str,
-    result: &serde_json::Value,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE refnet_jobs.jobs
-         SET state = 'completed', result = $3, finished_at = now(), lease_expires_at = NULL
-         WHERE id = $1 AND worker_id = $2 AND state = 'running'",
+    ids: &[Uuid],
+    results: &[&serde_json::Value],
+    secs: &[f64],
+) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE refnet_jobs.jobs j
+         SET state = 'completed', result = c.result, finished_at = now(),
+             started_at = now() - make_interval(secs => c.secs), lease_expires_at = NULL
+         FROM unnest($2::uuid[], $3::jsonb[], $4::float8[]) AS c(id, result, secs)
+         WHERE j.id = c.id AND j.worker_id = $1 AND j.state = 'running'
+         RETURNING j.id",
     )
-    .bind(id)
     .bind(worker_id)
-    .bind(result)
-    .execute(executor)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(ids)
+    .bind(results)
+    .bind(secs)
+    .fetch_all(executor)
+    .await?)
 }
 
-/// Records a failed attempt: back to `retryable` after `retry_in_secs`, or
-/// `failed` when `permanent` or out of attempts. Returns the new state, or
-/// `None` when this worker no longer holds the job.
-pub(crate) async fn fail<'e>(
+/// One failed attempt to record.
+pub(crate) struct Failure<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) error: &'a str,
+    /// No retry, whatever the attempts left.
+    pub(crate) permanent: bool,
+    pub(crate) retry_in_secs: f64,
+    pub(crate) elapsed_secs: f64,
+}
+
+/// Records failed attempts in one statement: each job goes back to
+/// `retryable` after its delay, or to `failed` when permanent or out of
+/// attempts. Returns each written id with its new state; a job this worker no
+/// longer holds is left alone (fencing).
+pub(crate) async fn fail_many<'e>(
     executor: impl PgExecutor<'e>,
-    id: Uuid,
     worker_id: &str,
-    error: &str,
-    permanent: bool,
-    retry_in_secs: f64,
-) -> Result<Option<JobState>> {
-    let state: Option<String> = sqlx::query_scalar(
-        "UPDATE refnet_jobs.jobs
-         SET errors = errors || jsonb_build_array(jsonb_build_object(
-                 'attempt', attempt, 'at', now(), 'error', $3::text)),
-             state = CASE WHEN $4 OR attempt >= max_attempts THEN 'failed' ELSE 'retryable' END,
-             finished_at = CASE WHEN $4 OR attempt >= max_attempts THEN now() END,
-             run_at = CASE WHEN $4 OR attempt >= max_attempts THEN run_at
-                           ELSE now() + make_interval(secs => $5) END,
+    failures: &[Failure<'_>],
+) -> Result<Vec<(Uuid, String)>> {
+    let ids: Vec<Uuid> = failures.iter().map(|f| f.id).collect();
+    let errors: Vec<&str> = failures.iter().map(|f| f.error).collect();
+    let permanent: Vec<bool> = failures.iter().map(|f| f.permanent).collect();
+    let delays: Vec<f64> = failures.iter().map(|f| f.retry_in_secs).collect();
+    let secs: Vec<f64> = failures.iter().map(|f| f.elapsed_secs).collect();
+    Ok(sqlx::query_as(
+        "UPDATE refnet_jobs.jobs j
+         SET errors = j.errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', j.attempt, 'at', now(), 'error', f.error)),
+             state = CASE WHEN f.permanent OR j.attempt >= j.max_attempts
+                          THEN 'failed' ELSE 'retryable' END,
+             started_at = now() - make_interval(secs => f.secs),
+             finished_at = CASE WHEN f.permanent OR j.attempt >= j.max_attempts THEN now() END,
+             run_at = CASE WHEN f.permanent OR j.attempt >= j.max_attempts THEN j.run_at
+                           ELSE now() + make_interval(secs => f.delay) END,
              lease_expires_at = NULL
-         WHERE id = $1 AND worker_id = $2 AND state = 'running'
-         RETURNING state",
+         FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::float8[], $6::float8[])
+              AS f(id, error, permanent, delay, secs)
+         WHERE j.id = f.id AND j.worker_id = $1 AND j.state = 'running'
+         RETURNING j.id, j.state",
     )
-    .bind(id)
     .bind(worker_id)
-    .bind(error)
-    .bind(permanent)
-    .bind(retry_in_secs)
-    .fetch_optional(executor)
-    .await?;
-    state.map(|s| s.parse()).transpose()
+    .bind(&ids)
+    .bind(&errors)
+    .bind(&permanent)
+    .bind(&delays)
+    .bind(&secs)
+    .fetch_all(executor)
+    .await?)
 }
 
 /// Puts jobs interrupted by shutdown back in line, the interrupted attempt
 /// recorded in `errors`. An interruption never fails a job, even on its last
-/// attempt: a deploy must not cost a job its last chance.
+/// attempt: a deploy must not cost a job its last chance. Returns the ids
+/// put back.
 pub(crate) async fn release<'e>(
     executor: impl PgExecutor<'e>,
     ids: &[Uuid],
     worker_id: &str,
     error: &str,
-) -> Result<u64> {
-    let done = sqlx::query(
+) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
         "UPDATE refnet_jobs.jobs
          SET errors = errors || jsonb_build_array(jsonb_build_object(
                  'attempt', attempt, 'at', now(), 'error', $3::text)),
              state = 'available', run_at = now(), lease_expires_at = NULL
-         WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'",
+         WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'
+         RETURNING id",
     )
     .bind(ids)
     .bind(worker_id)
     .bind(error)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Returns jobs claimed but never started (a worker's prefetch buffer at
+/// shutdown) as if never claimed: the attempt is not counted.
+pub(crate) async fn unclaim<'e>(
+    executor: impl PgExecutor<'e>,
+    ids: &[Uuid],
+    worker_id: &str,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE refnet_jobs.jobs
+         SET state = 'available', attempt = attempt - 1, started_at = NULL,
+             heartbeat_at = NULL, worker_id = NULL, lease_expires_at = NULL
+         WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'",
+    )
+    .bind(ids)
+    .bind(worker_id)
     .execute(executor)
     .await?;
     Ok(done.rows_affected())

@@ -1,5 +1,6 @@
 //! All SQL against the `refnet_jobs` schema lives here, one file per table.
 
+pub(crate) mod bench;
 pub(crate) mod jobs;
 pub(crate) mod schedules;
 pub(crate) mod tasks;

@@ -46,3 +46,12 @@ pub(crate) async fn list<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<TaskIn
         )
         .collect())
 }
+
+/// Removes tasks from the catalogue.
+pub(crate) async fn remove<'e>(executor: impl PgExecutor<'e>, names: &[&str]) -> Result<()> {
+    sqlx::query("DELETE FROM refnet_jobs.tasks WHERE name = ANY($1)")
+        .bind(names)
+        .execute(executor)
+        .await?;
+    Ok(())
+}

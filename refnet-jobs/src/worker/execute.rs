@@ -1,11 +1,13 @@
 //! Runs one claimed job: its handler in its own tokio task (so a panic is
-//! caught), interruptible at shutdown, then hands the outcome to `complete`.
+//! caught), interruptible at shutdown, then hands the outcome to the
+//! completer and frees its slot at once, before the outcome is written.
 
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Shared, complete};
+use super::Shared;
+use super::complete::Finished;
 use crate::job::Job;
 use crate::task::{JobContext, TaskError};
 
@@ -17,11 +19,12 @@ pub(crate) enum Outcome {
     Interrupted,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, job: Job, _permit: OwnedSemaphorePermit) {
-    let interrupt = shared.running.insert(job.id);
+pub(crate) async fn run(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
+    let interrupt = shared.running.token(job.id);
     let started = std::time::Instant::now();
     tracing::info!(job = %job.id, task = %job.task, attempt = job.attempt, "job started");
-    let outcome = match shared.registry.get(&job.task) {
+    let registered = shared.registry.get(&job.task);
+    let outcome = match registered {
         None => Outcome::Failed(TaskError::retryable(format!(
             "no handler for task {:?} on worker {} (it knows: {})",
             job.task,
@@ -50,13 +53,17 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, _permit: OwnedSemaphorePe
             }
         }
     };
-    let retry = shared
-        .registry
-        .get(&job.task)
-        .map(|t| t.options.retry)
-        .unwrap_or_default();
-    complete::record(&shared, &job, outcome, retry, started.elapsed(), &interrupt).await;
-    shared.running.remove(job.id);
+    let retry = registered.map(|t| t.options.retry).unwrap_or_default();
+    let retry_in = retry.delay(job.attempt);
+    drop(permit);
+    shared.completer.send(Finished {
+        id: job.id,
+        task: job.task,
+        attempt: job.attempt,
+        outcome,
+        retry_in,
+        elapsed: started.elapsed(),
+    });
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {

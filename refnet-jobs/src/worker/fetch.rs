@@ -1,15 +1,24 @@
-//! One queue's claim loop: claim as many jobs as there are free slots, start
-//! them, then wait for a slot, a notification or the poll interval.
+//! One queue's claim loop. It keeps up to `concurrency` jobs running and up
+//! to `prefetch` more claimed in a local buffer, so a freed slot takes its
+//! next job at once instead of waiting for a round trip. The next claim runs
+//! while jobs start; when a claim comes back short the queue is drained, and
+//! the loop sleeps until a notification or the poll interval.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Shared, execute};
 use crate::db;
+use crate::job::Job;
+
+type Claim = Pin<Box<dyn Future<Output = crate::Result<Vec<Job>>> + Send>>;
 
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -20,71 +29,95 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
-    let lease = shared.config.lease.as_secs_f64();
-    let tasks: Vec<String> = shared
-        .registry
-        .names()
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let prefetch = shared.config.prefetch;
+    let tasks: Arc<Vec<String>> = Arc::new(
+        shared
+            .registry
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    );
+    let mut buffer: VecDeque<Job> = VecDeque::new();
+    let mut claim: Option<Claim> = None;
+    // How many jobs the claim in flight asked for.
+    let mut asked = 0;
+    // True once a claim came back short: wait for a wake-up before the next.
+    let mut idle = false;
     let mut failures: u32 = 0;
+    let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            _ = stop.cancelled() => return,
-        };
-        let mut permits: Vec<OwnedSemaphorePermit> = vec![first];
-        while permits.len() < shared.config.batch_size {
-            match slots.clone().try_acquire_owned() {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
-            }
+        let running = concurrency - slots.available_permits();
+        let room = (concurrency + prefetch).saturating_sub(running + buffer.len());
+        // Refill when the buffer is at most half full (with no prefetch: when a slot is free).
+        let wants_more = room > 0 && buffer.len() <= prefetch / 2;
+        if claim.is_none() && pause.is_none() && !idle && wants_more {
+            asked = room.min(shared.config.batch_size);
+            claim = Some(claim_future(&shared, &queue, asked as i64, &tasks));
         }
-        let wanted = permits.len();
-        let claimed = match db::jobs::claim(
-            &shared.pool,
-            &queue,
-            wanted as i64,
-            &shared.id,
-            lease,
-            &tasks,
-        )
-        .await
-        {
-            Ok(claimed) => {
-                failures = 0;
-                claimed
-            }
-            Err(error) => {
-                failures = failures.saturating_add(1);
-                let pause = backoff(failures);
-                tracing::warn!(%queue, %error, ?pause, "claim failed; retrying");
-                drop(permits);
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.cancelled() => return,
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            permit = slots.clone().acquire_owned(), if !buffer.is_empty() => {
+                let Ok(permit) = permit else { break };
+                if let Some(job) = buffer.pop_front() {
+                    jobs.spawn(execute::run(shared.clone(), job, permit));
                 }
-                continue;
             }
-        };
-        let got = claimed.len();
-        for job in claimed {
-            let Some(permit) = permits.pop() else { break };
-            jobs.spawn(execute::run(shared.clone(), job, permit));
-        }
-        drop(permits);
-        if got < wanted {
-            // The queue is drained for now: sleep until woken or the next poll.
-            tokio::select! {
-                _ = waker.notified() => {}
-                _ = tokio::time::sleep(shared.config.poll_interval) => {}
-                _ = stop.cancelled() => return,
+            claimed = async { claim.as_mut().expect("guarded by is_some").await }, if claim.is_some() => {
+                claim = None;
+                match claimed {
+                    Ok(claimed) => {
+                        failures = 0;
+                        // A short claim means the queue is drained for now.
+                        idle = claimed.len() < asked;
+                        for job in &claimed {
+                            shared.running.insert(job.id);
+                        }
+                        buffer.extend(claimed);
+                    }
+                    Err(error) => {
+                        failures = failures.saturating_add(1);
+                        let wait = backoff(failures);
+                        tracing::warn!(%queue, %error, pause = ?wait, "claim failed; retrying");
+                        pause = Some(Box::pin(tokio::time::sleep(wait)));
+                    }
+                }
+            }
+            _ = async { pause.as_mut().expect("guarded by is_some").await }, if pause.is_some() => {
+                pause = None;
+            }
+            _ = waker.notified(), if idle => idle = false,
+            _ = tokio::time::sleep(shared.config.poll_interval), if idle => idle = false,
+            // All slots busy and nothing buffered: wait for one to free, then claim.
+            permit = slots.clone().acquire_owned(), if buffer.is_empty() && claim.is_none() && !idle && !wants_more => {
+                drop(permit);
             }
         }
     }
+    // Stop claiming; jobs claimed but never started go back untouched.
+    drop(claim);
+    let unstarted: Vec<uuid::Uuid> = buffer.iter().map(|job| job.id).collect();
+    if !unstarted.is_empty() {
+        match db::jobs::unclaim(&shared.pool, &unstarted, &shared.id).await {
+            Ok(n) => tracing::info!(%queue, jobs = n, "returned claimed jobs that never started"),
+            Err(error) => tracing::warn!(%queue, %error, jobs = unstarted.len(),
+                "could not return claimed jobs; they come back when their lease expires"),
+        }
+    }
+    for id in unstarted {
+        shared.running.remove(id);
+    }
+}
+
+fn claim_future(shared: &Arc<Shared>, queue: &str, limit: i64, tasks: &Arc<Vec<String>>) -> Claim {
+    let shared = shared.clone();
+    let queue = queue.to_string();
+    let tasks = tasks.clone();
+    Box::pin(async move {
+        let lease = shared.config.lease.as_secs_f64();
+        db::jobs::claim(&shared.pool, &queue, limit, &shared.id, lease, &tasks).await
+    })
 }
 
 fn backoff(failures: u32) -> Duration {

@@ -1,4 +1,4 @@
-//! The set of jobs this worker runs, and the loop that renews their leases.
+//! The set of jobs this worker holds, and the loop that renews their leases.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,18 +9,23 @@ use uuid::Uuid;
 use super::Shared;
 use crate::db;
 
-/// Jobs running in this process, each with the token that interrupts it.
+/// Jobs held by this process (claimed, running, or awaiting their outcome's
+/// write), each with the token that interrupts it.
 #[derive(Default)]
 pub(crate) struct RunningSet {
     jobs: Mutex<HashMap<Uuid, CancellationToken>>,
 }
 
 impl RunningSet {
-    /// Records a started job; returns the token that interrupts it.
-    pub(crate) fn insert(&self, id: Uuid) -> CancellationToken {
-        let token = CancellationToken::new();
-        self.lock().insert(id, token.clone());
-        token
+    /// Records a job this worker holds (claimed, running, or with its outcome
+    /// not yet written), so its lease is renewed.
+    pub(crate) fn insert(&self, id: Uuid) {
+        self.lock().entry(id).or_default();
+    }
+
+    /// The token that interrupts job `id`, recording the job if needed.
+    pub(crate) fn token(&self, id: Uuid) -> CancellationToken {
+        self.lock().entry(id).or_default().clone()
     }
 
     /// Forgets a job that has ended.

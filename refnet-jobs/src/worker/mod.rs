@@ -29,6 +29,11 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Most jobs claimed in one round trip.
     pub batch_size: usize,
+    /// Jobs claimed ahead of a free slot and held per queue, so a slot that
+    /// frees up starts its next job without a round trip. 0 (the default)
+    /// claims only for free slots, as long-running tasks want (Celery's
+    /// prefetch of 1); short, high-volume jobs want tens.
+    pub prefetch: usize,
     /// How long a claimed job's lease lasts without a heartbeat.
     pub lease: Duration,
     /// How often running jobs' leases are renewed.
@@ -44,10 +49,23 @@ impl Default for WorkerConfig {
         WorkerConfig {
             poll_interval: Duration::from_secs(1),
             batch_size: 10,
+            prefetch: 0,
             lease: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             listen: true,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Settings for many short jobs: claims of up to 100 and 50 jobs held
+    /// ahead per queue, so slots never wait for the database.
+    pub fn throughput() -> Self {
+        WorkerConfig {
+            batch_size: 100,
+            prefetch: 50,
+            ..WorkerConfig::default()
         }
     }
 }
@@ -153,7 +171,9 @@ impl WorkerBuilder {
             )));
         }
         let id = self.id.unwrap_or_else(default_worker_id);
+        let (completer, outcomes) = complete::Completer::channel();
         Ok(Worker {
+            outcomes,
             shared: Arc::new(Shared {
                 pool: self.pool,
                 registry: self.registry,
@@ -161,6 +181,7 @@ impl WorkerBuilder {
                 id,
                 running: heartbeat::RunningSet::default(),
                 stopping: CancellationToken::new(),
+                completer,
             }),
             queues: self.queues,
         })
@@ -176,12 +197,15 @@ pub(crate) struct Shared {
     pub(crate) running: heartbeat::RunningSet,
     /// Fires when shutdown starts: each job's [`crate::JobContext::cancel`] is its child.
     pub(crate) stopping: CancellationToken,
+    /// Where finished attempts go to be written in batches.
+    pub(crate) completer: complete::Completer,
 }
 
 /// Claims and runs jobs from its queues until shut down.
 pub struct Worker {
     shared: Arc<Shared>,
     queues: Vec<(String, usize)>,
+    outcomes: tokio::sync::mpsc::UnboundedReceiver<complete::Finished>,
 }
 
 impl Worker {
@@ -230,6 +254,14 @@ impl Worker {
             ));
         }
         background.spawn(heartbeat::run(self.shared.clone(), loops_done.clone()));
+        let flush = CancellationToken::new();
+        let abandon = CancellationToken::new();
+        let completer = tokio::spawn(complete::run(
+            self.shared.clone(),
+            self.outcomes,
+            flush.clone(),
+            abandon.clone(),
+        ));
         let fetchers = TaskTracker::new();
         for (queue, concurrency) in &self.queues {
             let waker = wakers.get(queue).cloned().unwrap_or_default();
@@ -256,6 +288,20 @@ impl Worker {
             self.shared.running.cancel_all();
             jobs.wait().await;
         }
+        // Every outcome is queued now: write them, waiting at most one more
+        // grace period for an unreachable database.
+        flush.cancel();
+        let abandon_later = {
+            let abandon = abandon.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                abandon.cancel();
+            })
+        };
+        if let Err(error) = completer.await {
+            tracing::error!(%error, "the completer crashed; unwritten jobs come back when their lease expires");
+        }
+        abandon_later.abort();
         loops_done.cancel();
         background.close();
         background.wait().await;

@@ -1,0 +1,245 @@
+//! The batched hot path: claims ahead of free slots (prefetch), outcomes
+//! written in batches, and fencing kept through both.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use refnet_jobs::{
+    JobContext, JobState, NewJob, Task, TaskError, Worker, WorkerConfig, enqueue, enqueue_many,
+    get_job, migrate,
+};
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+
+fn throughput_config() -> WorkerConfig {
+    WorkerConfig {
+        poll_interval: Duration::from_millis(100),
+        shutdown_grace: Duration::from_secs(5),
+        ..WorkerConfig::throughput()
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn prefetching_workers_run_each_job_once_and_record_every_outcome(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let jobs: Vec<NewJob> = (0..5_000)
+        .map(|i| NewJob::new("test.record", serde_json::json!({ "i": i })))
+        .collect();
+    enqueue_many(&pool, &jobs).await.unwrap();
+    let audit = Audit::default();
+    let mut workers = Vec::new();
+    for n in 0..2 {
+        let worker = Worker::builder(pool.clone())
+            .register(Record(audit.clone()))
+            .queue("default", 10)
+            .config(throughput_config())
+            .id(format!("fast-{n}"))
+            .build()
+            .unwrap();
+        workers.push(spawn_worker(worker));
+    }
+    wait_for(Duration::from_secs(120), "5,000 completed jobs", || async {
+        count_state(&pool, "completed").await == 5_000
+    })
+    .await;
+    for (token, handle) in workers {
+        token.cancel();
+        handle.await.unwrap().unwrap();
+    }
+    let runs = audit.snapshot();
+    assert_eq!(runs.len(), 5_000, "every job ran");
+    assert!(runs.values().all(|&n| n == 1), "no job ran twice");
+    let (odd, no_result): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE attempt <> 1 OR started_at > finished_at),
+                count(*) FILTER (WHERE result IS NULL OR result->'echo' IS NULL)
+         FROM refnet_jobs.jobs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(odd, 0, "one attempt each, started before finished");
+    assert_eq!(no_result, 0, "each job's own result is stored");
+}
+
+/// Blocks until the test lets it go, counting its starts.
+struct Gate(Arc<Semaphore>, Audit);
+
+impl Task for Gate {
+    const NAME: &'static str = "test.gate";
+    type Args = serde_json::Value;
+    type Output = ();
+    async fn run(&self, ctx: JobContext, _args: serde_json::Value) -> Result<(), TaskError> {
+        self.1.record(ctx.id);
+        let permit = self
+            .0
+            .acquire()
+            .await
+            .map_err(|e| TaskError::retryable(e.to_string()))?;
+        permit.forget();
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn jobs_claimed_ahead_but_never_started_go_back_at_shutdown_without_using_an_attempt(
+    pool: PgPool,
+) {
+    migrate(&pool).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let job = NewJob::new("test.gate", serde_json::json!({ "i": i }));
+        ids.push(enqueue(&pool, &job).await.unwrap().id);
+    }
+    let audit = Audit::default();
+    let gate = Arc::new(Semaphore::new(0));
+    let mut config = throughput_config();
+    config.prefetch = 5;
+    config.shutdown_grace = Duration::from_millis(300);
+    let worker = Worker::builder(pool.clone())
+        .register(Gate(gate.clone(), audit.clone()))
+        .queue("default", 1)
+        .config(config)
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(
+        Duration::from_secs(30),
+        "one started, three held",
+        || async { count_state(&pool, "running").await == 4 && audit.snapshot().len() == 1 },
+    )
+    .await;
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .expect("worker stops within its grace period")
+        .unwrap()
+        .unwrap();
+    let started = *audit.snapshot().keys().next().unwrap();
+    for id in ids {
+        let job = get_job(&pool, id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Available, "job {id} is back in line");
+        assert!(job.worker_id.is_none() || id == started);
+        if id == started {
+            assert_eq!(job.attempt, 1, "the interrupted attempt counts");
+            assert!(job.last_error().unwrap().contains("interrupted"));
+        } else {
+            assert_eq!(job.attempt, 0, "a job that never started used no attempt");
+            assert!(job.errors.is_empty());
+        }
+    }
+}
+
+/// Succeeds, fails for a retry, or fails for good, as its arguments say.
+struct Mixed;
+
+impl Task for Mixed {
+    const NAME: &'static str = "test.mixed";
+    type Args = serde_json::Value;
+    type Output = serde_json::Value;
+    async fn run(
+        &self,
+        _ctx: JobContext,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, TaskError> {
+        match args["i"].as_i64().unwrap_or(0) % 3 {
+            0 => Ok(serde_json::json!({ "ok": args["i"] })),
+            1 => Err(TaskError::retryable(format!("flaky {}", args["i"]))),
+            _ => Err(TaskError::permanent(format!("broken {}", args["i"]))),
+        }
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn outcomes_written_together_each_keep_their_own_state_result_and_error(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let jobs: Vec<NewJob> = (0..60)
+        .map(|i| NewJob::new("test.mixed", serde_json::json!({ "i": i })).max_attempts(5))
+        .collect();
+    let ids = enqueue_many(&pool, &jobs).await.unwrap();
+    let worker = Worker::builder(pool.clone())
+        .register(Mixed)
+        .queue("default", 10)
+        .config(throughput_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(
+        Duration::from_secs(30),
+        "every first attempt recorded",
+        || async {
+            count_state(&pool, "running").await == 0 && count_state(&pool, "available").await == 0
+        },
+    )
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    for (i, id) in ids.into_iter().enumerate() {
+        let job = get_job(&pool, id).await.unwrap().unwrap();
+        match i % 3 {
+            0 => {
+                assert_eq!(job.state, JobState::Completed);
+                assert_eq!(job.result, Some(serde_json::json!({ "ok": i })));
+            }
+            1 => {
+                assert_eq!(job.state, JobState::Retryable);
+                assert_eq!(job.last_error(), Some(format!("flaky {i}").as_str()));
+                assert!(
+                    job.run_at > job.started_at.unwrap(),
+                    "retry waits for its backoff"
+                );
+                assert!(job.finished_at.is_none());
+            }
+            _ => {
+                assert_eq!(job.state, JobState::Failed);
+                assert_eq!(job.last_error(), Some(format!("broken {i}").as_str()));
+                assert!(job.finished_at.is_some());
+            }
+        }
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_worker_whose_job_was_taken_over_cannot_record_its_outcome(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let job = enqueue(&pool, &NewJob::new("test.gate", serde_json::json!({})))
+        .await
+        .unwrap();
+    let audit = Audit::default();
+    let gate = Arc::new(Semaphore::new(0));
+    let worker = Worker::builder(pool.clone())
+        .register(Gate(gate.clone(), audit.clone()))
+        .queue("default", 1)
+        .config(throughput_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(30), "the job to start", || async {
+        audit.runs(job.id) == 1
+    })
+    .await;
+    // Another worker takes the job over (as a rescue after a lost lease would).
+    sqlx::query(
+        "UPDATE refnet_jobs.jobs SET worker_id = 'someone-else', attempt = 2 WHERE id = $1",
+    )
+    .bind(job.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    gate.add_permits(1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let job = get_job(&pool, job.id).await.unwrap().unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Running,
+        "the new holder's attempt is untouched"
+    );
+    assert_eq!(job.worker_id.as_deref(), Some("someone-else"));
+    assert!(job.finished_at.is_none());
+}
