@@ -3,6 +3,7 @@
 //! 2 bad usage.
 
 mod bench;
+mod bench_peer;
 mod table;
 
 use std::process::ExitCode;
@@ -11,7 +12,6 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use refnet_jobs::{HistoryFilter, Job, NewJob};
-use sqlx::PgPool;
 
 /// Inspect and steer refnet-jobs: run tasks, list schedules, read history.
 #[derive(Debug, Parser)]
@@ -73,6 +73,12 @@ enum Command {
     },
     /// Measure throughput and latency (WORKLOAD.md) on a database of its own.
     Bench(bench::BenchArgs),
+    /// The peer benchmark harness's adapter verbs (see scripts/bench-adapter.sh).
+    #[command(hide = true)]
+    BenchPeer {
+        #[command(subcommand)]
+        verb: bench_peer::Verb,
+    },
 }
 
 /// A failure: its message and exit code.
@@ -131,7 +137,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Bench(args) = &cli.command {
         args.validate().map_err(Failure::usage)?;
     }
-    let pool = connect(cli.database_url).await?;
+    let url = database_url(cli.database_url)?;
+    if let Command::BenchPeer { verb } = cli.command {
+        return Ok(bench_peer::run(&url, verb).await?);
+    }
+    let pool = refnet_jobs::connect::pool(&url, 2, std::time::Duration::from_secs(10)).await?;
     match cli.command {
         Command::Migrate => {
             refnet_jobs::migrate(&pool).await?;
@@ -288,6 +298,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             refnet_jobs::migrate(&pool).await?;
             bench::run(&pool, &args, out.json).await?
         }
+        Command::BenchPeer { .. } => unreachable!("handled before connecting"),
     }
     Ok(())
 }
@@ -348,7 +359,8 @@ fn parse_args(text: &str) -> Result<serde_json::Value, Failure> {
     Ok(value)
 }
 
-async fn connect(flag: Option<String>) -> Result<PgPool, Failure> {
+/// The database URL: `--database-url`, the environment, or a local runner's file.
+fn database_url(flag: Option<String>) -> Result<String, Failure> {
     let url = match flag.or_else(refnet_jobs::connect::database_url_from_env) {
         Some(url) => url,
         None => {
@@ -363,7 +375,7 @@ async fn connect(flag: Option<String>) -> Result<PgPool, Failure> {
                 })?
         }
     };
-    Ok(refnet_jobs::connect::pool(&url, 2, std::time::Duration::from_secs(10)).await?)
+    Ok(url)
 }
 
 /// How results are printed.

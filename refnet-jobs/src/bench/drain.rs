@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{LatencySink, Noop, QUEUE, RunningWorker, pool_like, registry};
-use crate::{NewJob, Result, Task, Worker, WorkerConfig, db};
+use super::{LatencySink, QUEUE, RunningWorker, pool_like};
+use crate::{Result, WorkerConfig, db};
 
 /// How to run [`drain`].
 #[derive(Debug, Clone)]
@@ -59,23 +59,15 @@ pub struct DrainRun {
 /// Fails when the database refuses a statement.
 pub async fn drain(pool: &PgPool, options: &DrainOptions) -> Result<DrainRun> {
     super::reset(pool).await?;
-    let batch: Vec<NewJob> = (0..options.jobs)
-        .map(|_| NewJob::new(Noop::NAME, serde_json::json!({})).queue(QUEUE))
-        .collect();
     let started = Instant::now();
-    for chunk in batch.chunks(50_000) {
-        crate::enqueue_many(pool, chunk).await?;
-    }
+    super::enqueue_noops(pool, options.jobs).await?;
     let enqueue_secs = started.elapsed().as_secs_f64();
     super::checkpoint(pool).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let worker_pool = pool_like(pool, 8).await?;
-    let worker = Worker::builder(worker_pool.clone())
-        .registry(registry(Arc::new(LatencySink::memory())))
-        .queue(QUEUE, options.concurrency)
-        .config(options.worker.clone())
-        .build()?;
+    let sink = Arc::new(LatencySink::memory());
+    let worker = super::worker(&worker_pool, options.concurrency, &options.worker, sink)?;
     let start = Instant::now();
     let running = RunningWorker::start(worker);
     let target = options.jobs as i64;

@@ -26,15 +26,23 @@ pub struct InsertRun {
 pub async fn insert(pool: &PgPool, duration: Duration) -> Result<InsertRun> {
     super::reset(pool).await?;
     let client = pool_like(pool, 1).await?;
+    let run = insert_loop(&client, duration).await;
+    client.close().await;
+    run
+}
+
+/// The loop of [`insert`] on `client`, without emptying the queue first.
+///
+/// Fails when the database refuses an insert.
+pub async fn insert_loop(client: &PgPool, duration: Duration) -> Result<InsertRun> {
     let job = NewJob::new(Noop::NAME, serde_json::json!({})).queue(QUEUE);
     let mut count = 0u64;
     let started = Instant::now();
     while started.elapsed() < duration {
-        crate::enqueue(&client, &job).await?;
+        crate::enqueue(client, &job).await?;
         count += 1;
     }
     let seconds = started.elapsed().as_secs_f64();
-    client.close().await;
     Ok(InsertRun {
         count,
         seconds,

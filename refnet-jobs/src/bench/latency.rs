@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{Lat, LatArgs, LatencySink, Noop, QUEUE, RunningWorker, pool_like, registry};
-use crate::{Error, NewJob, Result, Task, Worker, WorkerConfig, db};
+use super::{Lat, LatArgs, LatencySink, Noop, QUEUE, RunningWorker, pool_like};
+use crate::{Error, NewJob, Result, Task, WorkerConfig, db};
 
 /// How to run [`latency`].
 #[derive(Debug, Clone)]
@@ -51,6 +51,24 @@ pub struct LatencyRun {
     pub max_ms: f64,
 }
 
+/// Enqueues `jobs` latency jobs one per commit, one every `interval` on a
+/// fixed schedule (start + i·interval, no catch-up bursts), each carrying the
+/// client's clock right before its enqueue.
+///
+/// Fails when an enqueue fails.
+pub async fn enqueue_timed(client: &PgPool, jobs: usize, interval: Duration) -> Result<()> {
+    let begin = tokio::time::Instant::now();
+    for i in 0..jobs {
+        tokio::time::sleep_until(begin + interval * i as u32).await;
+        let args = LatArgs {
+            t: super::epoch_ms(),
+        };
+        let job = NewJob::new(Lat::NAME, serde_json::json!(args)).queue(QUEUE);
+        crate::enqueue(client, &job).await?;
+    }
+    Ok(())
+}
+
 /// Starts an idle worker, waits for a readiness job, lets it idle for 3 s,
 /// then enqueues `jobs` jobs one per commit, one every `interval`, each
 /// carrying the client's clock; the handler records now − then.
@@ -60,11 +78,12 @@ pub async fn latency(pool: &PgPool, options: &LatencyOptions) -> Result<LatencyR
     super::reset(pool).await?;
     let sink = Arc::new(LatencySink::memory());
     let worker_pool = pool_like(pool, 8).await?;
-    let worker = Worker::builder(worker_pool.clone())
-        .registry(registry(sink.clone()))
-        .queue(QUEUE, options.concurrency)
-        .config(options.worker.clone())
-        .build()?;
+    let worker = super::worker(
+        &worker_pool,
+        options.concurrency,
+        &options.worker,
+        sink.clone(),
+    )?;
     let running = RunningWorker::start(worker);
 
     let client = pool_like(pool, 1).await?;
@@ -87,15 +106,7 @@ pub async fn latency(pool: &PgPool, options: &LatencyOptions) -> Result<LatencyR
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let begin = tokio::time::Instant::now();
-    for i in 0..options.jobs {
-        tokio::time::sleep_until(begin + options.interval * i as u32).await;
-        let args = LatArgs {
-            t: super::epoch_ms(),
-        };
-        let job = NewJob::new(Lat::NAME, serde_json::json!(args)).queue(QUEUE);
-        crate::enqueue(&client, &job).await?;
-    }
+    enqueue_timed(&client, options.jobs, options.interval).await?;
     super::wait_until(
         Duration::from_millis(50),
         Duration::from_secs(60),

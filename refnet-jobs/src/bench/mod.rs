@@ -27,8 +27,8 @@ use sqlx::postgres::PgPoolOptions;
 use crate::{Result, Task, db};
 
 pub use drain::{DrainOptions, DrainRun, drain};
-pub use insert::{InsertRun, insert};
-pub use latency::{LatencyOptions, LatencyRun, latency};
+pub use insert::{InsertRun, insert, insert_loop};
+pub use latency::{LatencyOptions, LatencyRun, enqueue_timed, latency};
 pub use scale::{ScaleOptions, ScaleRun, scale};
 pub use stats::{Summary, percentile, summarize};
 pub use tasks::{Lat, LatArgs, LatencySink, Noop, epoch_ms};
@@ -65,6 +65,7 @@ async fn pool_like(pool: &PgPool, max_connections: u32) -> Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
         .connect_with(options)
         .await?)
 }
@@ -109,6 +110,48 @@ impl RunningWorker {
             ))),
         }
     }
+}
+
+/// Inserts `jobs` no-op jobs in bulk (one statement per 50,000).
+///
+/// Fails when the database refuses the insert.
+pub async fn enqueue_noops(pool: &PgPool, jobs: usize) -> Result<()> {
+    let job = crate::NewJob::new(Noop::NAME, serde_json::json!({})).queue(QUEUE);
+    let mut left = jobs;
+    while left > 0 {
+        let chunk = left.min(50_000);
+        crate::enqueue_many(pool, &vec![job.clone(); chunk]).await?;
+        left -= chunk;
+    }
+    Ok(())
+}
+
+/// A worker on the benchmark queue running its two tasks, latencies going to `sink`.
+///
+/// Fails with [`crate::Error::InvalidOption`] for a concurrency of 0 or bad tunables.
+pub fn worker(
+    pool: &PgPool,
+    concurrency: usize,
+    config: &crate::WorkerConfig,
+    sink: Arc<LatencySink>,
+) -> Result<crate::Worker> {
+    crate::Worker::builder(pool.clone())
+        .registry(registry(sink))
+        .queue(QUEUE, concurrency)
+        .config(config.clone())
+        .build()
+}
+
+/// Opens a pool for a benchmark client or worker (no ping before each use,
+/// which would add a round trip to every call).
+///
+/// Fails when the database cannot be reached.
+pub async fn open(url: &str, max_connections: u32) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .test_before_acquire(false)
+        .connect(url)
+        .await?)
 }
 
 /// The benchmark's own tasks, registered on the worker under test.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::{Noop, QUEUE};
-use crate::{NewJob, Result, Task, db};
+use crate::{Result, Task, db};
 
 /// How to run [`scale`].
 #[derive(Debug, Clone)]
@@ -81,13 +81,7 @@ pub async fn scale(pool: &PgPool, options: &ScaleOptions) -> Result<Vec<ScaleRun
             db::bench::fill_history(pool, QUEUE, Noop::NAME, chunk, 30.0).await?;
             left -= chunk;
         }
-        let job = NewJob::new(Noop::NAME, serde_json::json!({})).queue(QUEUE);
-        let mut left = waiting;
-        while left > 0 {
-            let chunk = left.min(50_000);
-            crate::enqueue_many(pool, &vec![job.clone(); chunk as usize]).await?;
-            left -= chunk;
-        }
+        super::enqueue_noops(pool, waiting as usize).await?;
         db::bench::vacuum_analyze(pool).await?;
         super::checkpoint(pool).await;
         let setup_secs = setup.elapsed().as_secs_f64();
