@@ -243,3 +243,42 @@ async fn a_worker_whose_job_was_taken_over_cannot_record_its_outcome(pool: PgPoo
     assert_eq!(job.worker_id.as_deref(), Some("someone-else"));
     assert!(job.finished_at.is_none());
 }
+
+/// Right after a queue table is emptied and refilled its statistics describe
+/// what it held before (here: only finished jobs), and a planner trusting them
+/// may claim with a sequential scan and a sort of every row (seen in the
+/// benchmark). The claim must walk the runnable index whatever the statistics.
+#[sqlx::test(migrations = false)]
+async fn a_claim_walks_the_runnable_index_even_with_stale_statistics(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    for statement in [
+        "INSERT INTO refnet_jobs.jobs (id, task, state, attempt, finished_at)
+         SELECT gen_random_uuid(), 'test.record', 'completed', 1, now()
+         FROM generate_series(1, 20000)",
+        "ANALYZE refnet_jobs.jobs",
+        "TRUNCATE refnet_jobs.jobs",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let jobs: Vec<NewJob> = (0..20_000)
+        .map(|i| NewJob::new("test.record", serde_json::json!({ "i": i })))
+        .collect();
+    enqueue_many(&pool, &jobs).await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    let scans = "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
+                 WHERE relid = 'refnet_jobs.jobs'::regclass";
+    let (seq_before, idx_before): (i64, i64) =
+        sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM refnet_jobs.claim('default', 10, 'w', 30, '{test.record}')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(claimed, 10);
+    let (seq_after, idx_after): (i64, i64) =
+        sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(seq_after, seq_before, "the claim scanned the whole table");
+    assert!(idx_after > idx_before, "the claim used no index");
+}
