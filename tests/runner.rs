@@ -226,6 +226,24 @@ async fn schedule_args_that_do_not_fit_the_task_stop_the_runner_at_start(pool: P
     assert_eq!(schedules, 0, "no schedule was written");
 }
 
+/// A value of the right type but out of range (a page of 0 papers) would fail
+/// every tick: the runner refuses it at start, as it does a wrong type.
+#[sqlx::test(migrations = false)]
+async fn schedule_args_out_of_range_stop_the_runner_at_start(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let out = run_with_config(
+        &url,
+        "[[schedules]]\nname = \"daily-paper-collection\"\ncron = \"0 2 * * *\"\n\
+         task = \"refnet.scheduled.collect_new_papers\"\nargs = { max_papers = 0 }\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("daily-paper-collection") && err.contains("max_papers must be at least 1"),
+        "{err}"
+    );
+}
+
 /// The README's first command: no database configured, so the runner starts a
 /// throwaway PostgreSQL with RefNet's sample, and the CLI finds it from the
 /// same directory.

@@ -46,7 +46,7 @@ enum Command {
         #[arg(long)]
         queue: Option<String>,
         /// Higher runs first.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i16,
     },
     /// List the known tasks (what runners and services have registered).
@@ -100,7 +100,9 @@ impl From<refnet_jobs::Error> for Failure {
     fn from(error: refnet_jobs::Error) -> Self {
         // A name the user typed that matches nothing is bad usage, not a failed operation.
         let code = match error {
-            refnet_jobs::Error::UnknownTask { .. } => 2,
+            refnet_jobs::Error::UnknownTask { .. }
+            | refnet_jobs::Error::InvalidOption(_)
+            | refnet_jobs::Error::InvalidArgs(_) => 2,
             _ => 1,
         };
         Failure {

@@ -149,6 +149,14 @@ pub trait Task: Send + Sync + 'static {
         TaskOptions::default()
     }
 
+    /// Checks argument values beyond their type (ranges, non-empty lists).
+    /// Called before each run, where a refusal fails the job permanently,
+    /// and by [`Registry::check_args`], so a runner can refuse a schedule
+    /// whose arguments would fail every tick. Defaults to accepting all.
+    fn validate(_args: &Self::Args) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Runs one attempt.
     fn run(
         &self,
@@ -162,7 +170,8 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, TaskError
 /// A task with its types erased, as the worker calls it.
 pub(crate) trait ErasedTask: Send + Sync {
     fn call(self: Arc<Self>, ctx: JobContext, args: serde_json::Value) -> BoxFuture;
-    /// Whether `args` deserialize into the task's argument type.
+    /// Whether `args` deserialize into the task's argument type and pass its
+    /// [`Task::validate`].
     fn check_args(&self, args: &serde_json::Value) -> Result<(), String>;
 }
 
@@ -170,14 +179,17 @@ struct Typed<T>(T);
 
 impl<T: Task> ErasedTask for Typed<T> {
     fn check_args(&self, args: &serde_json::Value) -> Result<(), String> {
-        T::Args::deserialize(args)
-            .map(|_| ())
-            .map_err(|e| format!("invalid arguments for task {}: {e}", T::NAME))
+        let args = T::Args::deserialize(args)
+            .map_err(|e| format!("invalid arguments for task {}: {e}", T::NAME))?;
+        T::validate(&args).map_err(|e| format!("invalid arguments for task {}: {e}", T::NAME))
     }
 
     fn call(self: Arc<Self>, ctx: JobContext, args: serde_json::Value) -> BoxFuture {
         Box::pin(async move {
             let args: T::Args = serde_json::from_value(args).map_err(|e| {
+                TaskError::permanent(format!("invalid arguments for task {}: {e}", T::NAME))
+            })?;
+            T::validate(&args).map_err(|e| {
                 TaskError::permanent(format!("invalid arguments for task {}: {e}", T::NAME))
             })?;
             let output = self.0.run(ctx, args).await?;
@@ -239,7 +251,8 @@ impl Registry {
         self.tasks.get(name).map(|t| &t.options)
     }
 
-    /// Checks `args` against registered task `name`'s argument type, without
+    /// Checks `args` against registered task `name`'s argument type and its
+    /// [`Task::validate`], without
     /// running anything: `None` when no such task is registered here.
     pub fn check_args(&self, name: &str, args: &serde_json::Value) -> Option<Result<(), String>> {
         self.tasks.get(name).map(|t| t.handler.check_args(args))

@@ -77,6 +77,8 @@ async fn a_bad_cron_expression_or_zone_is_refused_and_writes_nothing(pool: PgPoo
         ScheduleSpec::new("typo", "0 25 * * *", "t"),
         ScheduleSpec::new("words", "every day", "t"),
         ScheduleSpec::new("never", "0 0 30 2 *", "t"),
+        // Seven fields (croner's optional year) are not ours: 5, or 6 with seconds.
+        ScheduleSpec::new("seven-fields", "0 */30 * * * * *", "t"),
         ScheduleSpec {
             timezone: "Asia/Tokio".into(),
             ..ScheduleSpec::new("zone", "0 2 * * *", "t")

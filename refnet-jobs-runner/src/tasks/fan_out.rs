@@ -106,6 +106,14 @@ fn default_max_papers() -> i64 {
     100
 }
 
+/// A fan-out's page size, as a schedule or `run --args` gives it.
+fn positive(name: &str, value: i64) -> Result<(), String> {
+    if value < 1 {
+        return Err(format!("{name} must be at least 1, got {value}"));
+    }
+    Ok(())
+}
+
 /// `refnet.scheduled.collect_new_papers`: pending papers → one crawl job each.
 pub(crate) struct CollectNewPapers(pub(crate) Arc<TaskEnv>);
 
@@ -116,6 +124,10 @@ impl Task for CollectNewPapers {
 
     fn options() -> TaskOptions {
         options("collect-papers", "queue a crawl job for each pending paper")
+    }
+
+    fn validate(args: &CollectArgs) -> Result<(), String> {
+        positive("max_papers", args.max_papers)
     }
 
     async fn run(&self, _ctx: JobContext, args: CollectArgs) -> Result<FanOutResult, TaskError> {
@@ -160,6 +172,10 @@ impl Task for ProcessPendingSummaries {
         )
     }
 
+    fn validate(args: &BatchArgs) -> Result<(), String> {
+        positive("batch_size", args.batch_size)
+    }
+
     async fn run(&self, _ctx: JobContext, args: BatchArgs) -> Result<FanOutResult, TaskError> {
         FanOut {
             select: "SELECT paper_id FROM papers
@@ -190,6 +206,10 @@ impl Task for GenerateMarkdownFiles {
             "generate-markdown",
             "queue a note job for each paper whose note is missing or stale",
         )
+    }
+
+    fn validate(args: &BatchArgs) -> Result<(), String> {
+        positive("batch_size", args.batch_size)
     }
 
     async fn run(&self, _ctx: JobContext, args: BatchArgs) -> Result<FanOutResult, TaskError> {

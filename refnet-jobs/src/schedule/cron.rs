@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use croner::parser::{CronParser, Seconds};
+use croner::parser::{CronParser, Seconds, Year};
 
 use crate::{Error, Result};
 
@@ -35,6 +35,9 @@ impl CronSchedule {
             .map_err(|_| Error::UnknownTimeZone(tz.to_string()))?;
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
+            // 5 fields, or 6 with seconds first; croner's optional 7th (year)
+            // field would make `0 */30 * * * * *` mean something else.
+            .year(Year::Disallowed)
             .build()
             .parse(expr)
             .map_err(|e| Error::InvalidCron {
