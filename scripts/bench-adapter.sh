@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # refnet-jobs' adapter for the peer benchmark harness (shared/bench/harness):
-# copy this file over the harness's peers/refnet/adapter.sh. It runs the verbs
+# copy this file over the harness's peers/refnet/adapter.sh (and bench-peer.env over
+# peers/refnet/peer.env). It runs the verbs
 # (reset | enqueue-bulk N | worker C | enqueue-timed N MS | insert-loop SECS)
 # against the harness's database ($BENCH_DSN) with a release build:
 #   cargo build --release -p refnet-jobs-cli

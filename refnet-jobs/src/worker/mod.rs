@@ -59,13 +59,13 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Settings for many short jobs: claims of up to 100 and 100 jobs held
+    /// Settings for many short jobs: claims of up to 200 and 200 jobs held
     /// ahead per queue, enough to cover a claim's round trip at tens of
     /// thousands of jobs a second, so slots never wait for the database.
     pub fn throughput() -> Self {
         WorkerConfig {
-            batch_size: 100,
-            prefetch: 100,
+            batch_size: 200,
+            prefetch: 200,
             ..WorkerConfig::default()
         }
     }
