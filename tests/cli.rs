@@ -66,6 +66,31 @@ async fn migrate_creates_the_schema(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn prune_deletes_old_history_and_says_how_much(pool: PgPool) {
+    let url = url_of(&pool).await;
+    assert!(cli(&url, &["migrate"]).status.success());
+    sqlx::query(
+        "INSERT INTO refnet_jobs.jobs (id, task, state, attempt, finished_at)
+         SELECT gen_random_uuid(), 'test.old', 'completed', 1, now() - make_interval(days => d)
+         FROM unnest(ARRAY[45, 40, 3]) AS d",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let out = cli(&url, &["prune", "--older-than-days", "30", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["deleted"], 2, "{value}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the job of 3 days ago stays");
+    let bad = cli(&url, &["prune", "--batch", "0"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+#[sqlx::test(migrations = false)]
 async fn run_accepts_short_and_full_names_with_json_args(pool: PgPool) {
     let url = setup(&pool).await;
     let out = cli(
@@ -303,6 +328,38 @@ async fn bench_runs_every_workload_and_reports_json(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(left, (0, 0));
+}
+
+#[sqlx::test(migrations = false)]
+async fn bench_bloat_drains_with_the_horizon_held_and_while_pruning(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let out = cli(
+        &url,
+        &[
+            "bench",
+            "bloat",
+            "--jobs",
+            "300",
+            "--prune-rows",
+            "25000",
+            "--reps",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &report["bloat"]["runs"][0];
+    for scenario in ["clean", "held_xmin", "pruning"] {
+        assert_eq!(run[scenario]["completed"], 300, "{scenario}: {run}");
+    }
+    assert_eq!(run["pruned"]["deleted"], 25000, "{run}");
+    assert!(run["pruning_ratio"].as_f64().unwrap() > 0.0, "{run}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the benchmark cleans up after itself");
 }
 
 #[sqlx::test(migrations = false)]

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use refnet_jobs::WorkerConfig;
-use refnet_jobs::bench::{self, DrainOptions, LatencyOptions, ScaleOptions, Summary};
+use refnet_jobs::bench::{self, BloatOptions, DrainOptions, LatencyOptions, ScaleOptions, Summary};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 /// Which workload to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Workload {
-    /// Drain, latency and insert (not scale, which takes minutes).
+    /// Drain, latency and insert (not scale or bloat, which take minutes).
     All,
     /// N no-op jobs in bulk, then one worker drains them.
     Drain,
@@ -22,6 +22,8 @@ pub(crate) enum Workload {
     Insert,
     /// Claim round trip with large history and a large backlog.
     Scale,
+    /// The drain while a transaction holds the xmin horizon, and while pruning.
+    Bloat,
 }
 
 /// Options of `refnet-jobs bench`; defaults follow WORKLOAD.md.
@@ -66,6 +68,9 @@ pub(crate) struct BenchArgs {
     /// Scale: jobs per timed claim.
     #[arg(long, default_value_t = 10)]
     claim_batch: usize,
+    /// Bloat: old finished jobs pruned during the third drain.
+    #[arg(long, default_value_t = 1_000_000)]
+    prune_rows: i64,
 }
 
 impl BenchArgs {
@@ -89,8 +94,8 @@ impl BenchArgs {
                 "--seconds, --interval-ms, --claims and --claim-batch must be at least 1".into(),
             );
         }
-        if self.history.iter().any(|&h| h < 0) || self.backlog < 0 {
-            return Err("--history and --backlog take counts of 0 or more".into());
+        if self.history.iter().any(|&h| h < 0) || self.backlog < 0 || self.prune_rows < 0 {
+            return Err("--history, --backlog and --prune-rows take counts of 0 or more".into());
         }
         Ok(())
     }
@@ -102,15 +107,17 @@ pub(crate) async fn run(pool: &PgPool, args: &BenchArgs, json: bool) -> refnet_j
     let mut report = serde_json::Map::new();
     let mut text = String::new();
     let wants = |w: Workload| {
-        args.workload == w || (args.workload == Workload::All && w != Workload::Scale)
+        args.workload == w
+            || (args.workload == Workload::All && !matches!(w, Workload::Scale | Workload::Bloat))
+    };
+    let drain_options = DrainOptions {
+        jobs: args.jobs,
+        concurrency: args.concurrency,
+        worker: args.worker(),
+        ..DrainOptions::default()
     };
     if wants(Workload::Drain) {
-        let options = DrainOptions {
-            jobs: args.jobs,
-            concurrency: args.concurrency,
-            worker: args.worker(),
-            ..DrainOptions::default()
-        };
+        let options = drain_options.clone();
         let mut runs = Vec::new();
         for rep in 1..=args.reps {
             let run = bench::drain(pool, &options).await?;
@@ -217,6 +224,44 @@ pub(crate) async fn run(pool: &PgPool, args: &BenchArgs, json: bool) -> refnet_j
             ));
         }
         report.insert("scale".into(), json!(runs));
+    }
+    if wants(Workload::Bloat) {
+        let options = BloatOptions {
+            drain: drain_options.clone(),
+            prune_rows: args.prune_rows,
+        };
+        let mut runs = Vec::new();
+        for rep in 1..=args.reps {
+            let run = bench::bloat(pool, &options).await?;
+            eprintln!(
+                "bloat rep {rep}/{}: clean {:.0} jobs/s, xmin held {:.0} ({:.2}×), pruning {:.0} ({:.2}×; {} rows in {:.1} s)",
+                args.reps,
+                run.clean.jobs_per_sec,
+                run.held_xmin.jobs_per_sec,
+                run.held_xmin_ratio,
+                run.pruning.jobs_per_sec,
+                run.pruning_ratio,
+                run.pruned.deleted,
+                run.pruned.seconds
+            );
+            runs.push(run);
+        }
+        let clean = summary(runs.iter().map(|r| r.clean.jobs_per_sec));
+        let held = summary(runs.iter().map(|r| r.held_xmin_ratio));
+        let pruning = summary(runs.iter().map(|r| r.pruning_ratio));
+        text.push_str(&format!(
+            "bloat    {} jobs: clean {} jobs/s; xmin held {} of clean; pruning {} rows {} of clean\n",
+            args.jobs,
+            show(clean, 0),
+            show(held, 2),
+            args.prune_rows,
+            show(pruning, 2)
+        ));
+        report.insert(
+            "bloat".into(),
+            json!({"jobs": args.jobs, "prune_rows": args.prune_rows, "clean_jobs_per_sec": clean,
+                   "held_xmin_ratio": held, "pruning_ratio": pruning, "runs": runs}),
+        );
     }
     bench::finish(pool).await?;
     if json {

@@ -71,6 +71,17 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Delete finished jobs older than the retention, in small batches.
+    Prune {
+        /// Keep jobs that finished within this many days.
+        #[arg(long, default_value_t = refnet_jobs::DEFAULT_RETENTION_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        older_than_days: u32,
+        /// Rows deleted per transaction.
+        #[arg(long, default_value_t = refnet_jobs::DEFAULT_PRUNE_BATCH as u32,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        batch: u32,
+    },
     /// Measure throughput and latency (WORKLOAD.md) on a database of its own.
     Bench(bench::BenchArgs),
     /// The peer benchmark harness's adapter verbs (see scripts/bench-adapter.sh).
@@ -150,6 +161,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             out.print(
                 &serde_json::json!({"migrated": true}),
                 "refnet_jobs schema is up to date\n",
+            );
+        }
+        Command::Prune {
+            older_than_days,
+            batch,
+        } => {
+            let age = std::time::Duration::from_secs(u64::from(older_than_days) * 86_400);
+            let pruned = refnet_jobs::prune(&pool, age, batch as usize).await?;
+            out.print(
+                &serde_json::json!(pruned),
+                &format!(
+                    "deleted {} finished jobs older than {older_than_days} days ({} batches, {:.1} s)\n",
+                    pruned.deleted, pruned.batches, pruned.seconds
+                ),
             );
         }
         Command::Run {

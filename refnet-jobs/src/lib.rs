@@ -51,6 +51,7 @@ mod enqueue;
 mod error;
 mod history;
 mod job;
+mod maintenance;
 mod migrate;
 mod notify;
 mod retry;
@@ -71,6 +72,7 @@ pub use history::{
     live_counts,
 };
 pub use job::{AttemptError, Job, JobState};
+pub use maintenance::{DEFAULT_PRUNE_BATCH, DEFAULT_RETENTION_DAYS, Pruned, prune};
 pub use migrate::{MIGRATIONS_TABLE, embedded_migrations, migrate};
 pub use retry::RetryPolicy;
 pub use schedule::{CronSchedule, MisfirePolicy, ScheduleSpec, Scheduler};

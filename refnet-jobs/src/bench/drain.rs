@@ -59,12 +59,29 @@ pub struct DrainRun {
 /// Fails when the database refuses a statement.
 pub async fn drain(pool: &PgPool, options: &DrainOptions) -> Result<DrainRun> {
     super::reset(pool).await?;
+    let enqueue_secs = fill_queue(pool, options.jobs).await?;
+    time_drain(pool, options, enqueue_secs).await
+}
+
+/// Inserts `jobs` no-op jobs in bulk, then writes a checkpoint and pauses
+/// 1 s, as WORKLOAD.md asks before a drain. Returns the insert's seconds.
+pub(super) async fn fill_queue(pool: &PgPool, jobs: usize) -> Result<f64> {
     let started = Instant::now();
-    super::enqueue_noops(pool, options.jobs).await?;
+    super::enqueue_noops(pool, jobs).await?;
     let enqueue_secs = started.elapsed().as_secs_f64();
     super::checkpoint(pool).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(enqueue_secs)
+}
 
+/// Starts one worker and times it until `options.jobs` jobs finished since
+/// its start (history older than that is not counted).
+pub(super) async fn time_drain(
+    pool: &PgPool,
+    options: &DrainOptions,
+    enqueue_secs: f64,
+) -> Result<DrainRun> {
+    let since = db::bench::clock(pool).await?;
     let worker_pool = pool_like(pool, 8).await?;
     let sink = Arc::new(LatencySink::memory());
     let worker = super::worker(&worker_pool, options.concurrency, &options.worker, sink)?;
@@ -75,7 +92,7 @@ pub async fn drain(pool: &PgPool, options: &DrainOptions) -> Result<DrainRun> {
     let mut completed = 0;
     let mut last_change = start;
     loop {
-        let now_done = db::bench::completed(pool, QUEUE).await?;
+        let now_done = db::bench::completed(pool, QUEUE, since).await?;
         let now = Instant::now();
         if now_done > completed {
             last_change = now;

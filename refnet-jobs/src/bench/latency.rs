@@ -87,6 +87,7 @@ pub async fn latency(pool: &PgPool, options: &LatencyOptions) -> Result<LatencyR
     let running = RunningWorker::start(worker);
 
     let client = pool_like(pool, 1).await?;
+    let since = db::bench::clock(pool).await?;
     crate::enqueue(
         &client,
         &NewJob::new(Noop::NAME, serde_json::json!({})).queue(QUEUE),
@@ -95,7 +96,7 @@ pub async fn latency(pool: &PgPool, options: &LatencyOptions) -> Result<LatencyR
     let ready = super::wait_until(
         Duration::from_millis(20),
         Duration::from_secs(60),
-        || async { Ok(db::bench::completed(pool, QUEUE).await? >= 1) },
+        || async { Ok(db::bench::completed(pool, QUEUE, since).await? >= 1) },
     )
     .await?;
     if !ready {

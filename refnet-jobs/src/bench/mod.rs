@@ -5,12 +5,14 @@
 //! - [`latency`]: an idle worker, jobs enqueued one at a time at a fixed
 //!   interval; enqueue → handler start;
 //! - [`insert`]: one client, one job per commit;
-//! - [`scale`]: claim round-trip time with large history or backlog.
+//! - [`scale`]: claim round-trip time with large history or backlog;
+//! - [`bloat`]: the drain with the xmin horizon held, and while pruning.
 //!
 //! Every workload works on queue [`QUEUE`] only and empties it first (the
 //! table is truncated when it holds nothing else). Run it on a database of
 //! its own: the figures mean little on a busy one.
 
+mod bloat;
 mod drain;
 mod insert;
 mod latency;
@@ -26,6 +28,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::{Result, Task, db};
 
+pub use bloat::{BloatOptions, BloatRun, bloat};
 pub use drain::{DrainOptions, DrainRun, drain};
 pub use insert::{InsertRun, insert, insert_loop};
 pub use latency::{LatencyOptions, LatencyRun, enqueue_timed, latency};

@@ -78,7 +78,7 @@ pub async fn scale(pool: &PgPool, options: &ScaleOptions) -> Result<Vec<ScaleRun
         let mut left = history;
         while left > 0 {
             let chunk = left.min(500_000);
-            db::bench::fill_history(pool, QUEUE, Noop::NAME, chunk, 30.0).await?;
+            db::bench::fill_history(pool, QUEUE, Noop::NAME, chunk, 30.0, 0.0).await?;
             left -= chunk;
         }
         super::enqueue_noops(pool, waiting as usize).await?;

@@ -514,3 +514,30 @@ pub(crate) async fn expired_lease_count<'e>(executor: impl PgExecutor<'e>) -> Re
     .fetch_one(executor)
     .await?)
 }
+
+/// Deletes up to `limit` finished jobs that finished more than `age_secs`
+/// ago, oldest first, skipping rows locked by another pruner. Returns how
+/// many were deleted.
+pub(crate) async fn delete_finished_before<'e>(
+    executor: impl PgExecutor<'e>,
+    age_secs: f64,
+    limit: i64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM refnet_jobs.jobs
+         WHERE id IN (
+             SELECT id FROM refnet_jobs.jobs
+             WHERE finished_at IS NOT NULL
+               AND finished_at < now() - make_interval(secs => $1)
+               AND state IN ('completed', 'failed', 'cancelled')
+             ORDER BY finished_at
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED
+         )",
+    )
+    .bind(age_secs)
+    .bind(limit)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected())
+}
