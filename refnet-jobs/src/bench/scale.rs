@@ -102,20 +102,22 @@ pub async fn scale(pool: &PgPool, options: &ScaleOptions) -> Result<Vec<ScaleRun
     Ok(runs)
 }
 
-/// Claims `claims` batches, timing each claim, and completes each batch.
+/// Claims `claims` batches, timing each claim, and completes each batch, on
+/// one held connection (a pooled one would add sqlx's ping on release).
 async fn time_claims(pool: &PgPool, claims: usize, batch: usize) -> Result<Vec<f64>> {
+    let mut conn = pool.acquire().await?;
     let worker = "bench-scale";
     let tasks = vec![Noop::NAME.to_string()];
     let null = serde_json::Value::Null;
     let mut times = Vec::with_capacity(claims);
     for _ in 0..claims {
         let started = Instant::now();
-        let jobs = db::jobs::claim(pool, QUEUE, batch as i64, worker, 30.0, &tasks).await?;
+        let jobs = db::jobs::claim(&mut *conn, QUEUE, batch as i64, worker, 30.0, &tasks).await?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.id).collect();
         let results = vec![&null; ids.len()];
         let secs = vec![0.0; ids.len()];
-        db::jobs::complete_many(pool, worker, &ids, &results, &secs).await?;
+        db::jobs::complete_many(&mut *conn, worker, &ids, &results, &secs).await?;
     }
     Ok(times)
 }
