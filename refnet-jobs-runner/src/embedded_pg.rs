@@ -559,7 +559,7 @@ fn effective_uid() -> Result<u32> {
         })
 }
 
-/// Extracts the effective uid from the `Uid:` line (real, effective, saved, fs) of /proc/<pid>/status.
+/// Extracts the effective uid from the `Uid:` line (real, effective, saved, fs) of `/proc/<pid>/status`.
 fn parse_effective_uid(status: &str) -> Option<u32> {
     let line = status.lines().find(|line| line.starts_with("Uid:"))?;
     line.split_whitespace().nth(2)?.parse().ok()
