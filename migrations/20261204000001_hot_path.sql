@@ -28,20 +28,27 @@ ALTER TABLE refnet_jobs.jobs
 -- walks the partial runnable index in its order and stops after `max_jobs`.
 -- PL/pgSQL keeps the plan for the session, like a prepared statement.
 --
--- The claim's transaction commits without waiting for its WAL flush: should
--- the server crash in the next fraction of a second, the claim is forgotten
--- and the job is simply available again (its worker can no longer record an
--- outcome, being fenced out), so at-least-once delivery holds, and enqueue →
--- start saves a disk flush. Outcomes, enqueues and ticks stay synchronous.
+-- With `async_commit` the claim's transaction commits without waiting for its
+-- WAL flush (the worker's `async_claims` setting, on for throughput work):
+-- enqueue → start saves a disk flush. Should the server crash in the next
+-- fraction of a second, the claim is forgotten and the job is available
+-- again while its first run may still be going: the first run's outcome is
+-- refused unless the same worker claims the job again (a worker never runs a
+-- job twice at once), but another worker may run it meanwhile. The setting
+-- lasts until the end of the caller's transaction, so the library only
+-- claims in a transaction of its own.
 CREATE FUNCTION refnet_jobs.claim(
-    claim_queue text, max_jobs integer, worker text, lease_secs double precision, tasks text[]
+    claim_queue text, max_jobs integer, worker text, lease_secs double precision, tasks text[],
+    async_commit boolean
 ) RETURNS SETOF refnet_jobs.jobs
 LANGUAGE plpgsql
 SET enable_seqscan = off
 SET enable_sort = off
 AS $$
 BEGIN
-    PERFORM set_config('synchronous_commit', 'off', true);
+    IF async_commit THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
     RETURN QUERY
     WITH picked AS (
         SELECT id FROM refnet_jobs.jobs

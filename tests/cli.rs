@@ -350,9 +350,12 @@ async fn bench_bloat_drains_with_the_horizon_held_and_while_pruning(pool: PgPool
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let run = &report["bloat"]["runs"][0];
-    for scenario in ["clean", "held_xmin", "pruning"] {
+    for scenario in ["clean", "held_xmin"] {
         assert_eq!(run[scenario]["completed"], 300, "{scenario}: {run}");
     }
+    let drains = run["pruning"].as_array().unwrap();
+    assert!(!drains.is_empty(), "{run}");
+    assert!(drains.iter().all(|d| d["completed"] == 300), "{run}");
     assert_eq!(run["pruned"]["deleted"], 25000, "{run}");
     assert!(run["pruning_ratio"].as_f64().unwrap() > 0.0, "{run}");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs")

@@ -242,6 +242,11 @@ async fn schedule_args_out_of_range_stop_the_runner_at_start(pool: PgPool) {
         err.contains("daily-paper-collection") && err.contains("max_papers must be at least 1"),
         "{err}"
     );
+    let schedules: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.schedules")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(schedules, 0, "no schedule was written");
 }
 
 /// The README's first command: no database configured, so the runner starts a

@@ -234,13 +234,14 @@ pub(crate) async fn run(pool: &PgPool, args: &BenchArgs, json: bool) -> refnet_j
         for rep in 1..=args.reps {
             let run = bench::bloat(pool, &options).await?;
             eprintln!(
-                "bloat rep {rep}/{}: clean {:.0} jobs/s, xmin held {:.0} ({:.2}×), pruning {:.0} ({:.2}×; {} rows in {:.1} s)",
+                "bloat rep {rep}/{}: clean {:.0} jobs/s, xmin held {:.0} ({:.2}×), pruning {:.0} ({:.2}×; median of {} drains while {} rows were pruned in {:.1} s)",
                 args.reps,
                 run.clean.jobs_per_sec,
                 run.held_xmin.jobs_per_sec,
                 run.held_xmin_ratio,
-                run.pruning.jobs_per_sec,
+                run.pruning_jobs_per_sec,
                 run.pruning_ratio,
+                run.pruning.len(),
                 run.pruned.deleted,
                 run.pruned.seconds
             );

@@ -93,7 +93,10 @@ pub(crate) async fn run(url: &str, verb: Verb) -> refnet_jobs::Result<()> {
         }
         Verb::InsertLoop { seconds } => {
             let pool = bench::open(url, 1).await?;
-            let run = bench::insert_loop(&pool, Duration::from_secs_f64(seconds.max(0.0))).await?;
+            let duration = Duration::try_from_secs_f64(seconds).map_err(|_| {
+                refnet_jobs::Error::InvalidOption(format!("insert-loop: bad duration {seconds}"))
+            })?;
+            let run = bench::insert_loop(&pool, duration).await?;
             println!(
                 r#"{{"count": {}, "seconds": {:.3}}}"#,
                 run.count, run.seconds

@@ -111,9 +111,7 @@ impl From<refnet_jobs::Error> for Failure {
     fn from(error: refnet_jobs::Error) -> Self {
         // A name the user typed that matches nothing is bad usage, not a failed operation.
         let code = match error {
-            refnet_jobs::Error::UnknownTask { .. }
-            | refnet_jobs::Error::InvalidOption(_)
-            | refnet_jobs::Error::InvalidArgs(_) => 2,
+            refnet_jobs::Error::UnknownTask { .. } | refnet_jobs::Error::InvalidArgs(_) => 2,
             _ => 1,
         };
         Failure {
@@ -144,8 +142,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|_| Failure::usage(format!("unknown time zone {:?} for --tz", cli.tz)))?;
     let out = Output { json: cli.json, tz };
     // Check input before touching the database, so bad input writes nothing.
-    if let Command::Run { args, .. } = &cli.command {
+    if let Command::Run { args, queue, .. } = &cli.command {
         parse_args(args)?;
+        if queue.as_deref().is_some_and(|q| q.trim().is_empty()) {
+            return Err(Failure::usage("--queue needs a queue name"));
+        }
     }
     if let Command::Bench(args) = &cli.command {
         args.validate().map_err(Failure::usage)?;

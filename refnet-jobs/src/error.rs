@@ -60,6 +60,9 @@ pub enum Error {
     /// No job or schedule with this id or name exists.
     #[error("{0} not found")]
     NotFound(String),
+    /// A benchmark could not complete (a worker crashed, jobs never ran).
+    #[error("benchmark failed: {0}")]
+    Bench(String),
 }
 
 /// `Result` with [`Error`] as the default error type.

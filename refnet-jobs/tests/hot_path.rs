@@ -271,7 +271,7 @@ async fn a_claim_walks_the_runnable_index_even_with_stale_statistics(pool: PgPoo
     let (seq_before, idx_before): (i64, i64) =
         sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
     let claimed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM refnet_jobs.claim('default', 10, 'w', 30, '{test.record}')",
+        "SELECT count(*) FROM refnet_jobs.claim('default', 10, 'w', 30, '{test.record}', false)",
     )
     .fetch_one(&mut *tx)
     .await
@@ -281,4 +281,88 @@ async fn a_claim_walks_the_runnable_index_even_with_stale_statistics(pool: PgPoo
         sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
     assert_eq!(seq_after, seq_before, "the claim scanned the whole table");
     assert!(idx_after > idx_before, "the claim used no index");
+    // The planner here may pick the index anyway: what guarantees it does
+    // whatever the statistics is the claim's own planner settings.
+    let config: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(proconfig) FROM pg_proc
+         WHERE oid = 'refnet_jobs.claim'::regproc",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    for setting in ["enable_seqscan=off", "enable_sort=off"] {
+        assert!(config.iter().any(|c| c == setting), "{config:?}");
+    }
+}
+
+/// Holds every run until released, counting the runs.
+struct Gated {
+    gate: Arc<Semaphore>,
+    runs: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Task for Gated {
+    const NAME: &'static str = "test.gated";
+    type Args = serde_json::Value;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _args: serde_json::Value) -> Result<(), TaskError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _permit = self.gate.acquire().await;
+        Ok(())
+    }
+}
+
+/// An asynchronously committed claim can be forgotten by a server crash while
+/// its job runs on. When the worker running it claims it again, it must not
+/// start it a second time: the run going on records its outcome.
+#[sqlx::test(migrations = false)]
+async fn a_worker_does_not_start_twice_a_job_whose_claim_was_lost(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let job = enqueue(&pool, &NewJob::new(Gated::NAME, serde_json::json!({})))
+        .await
+        .unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let worker = Worker::builder(pool.clone())
+        .register(Gated {
+            gate: gate.clone(),
+            runs: runs.clone(),
+        })
+        .queue("default", 2)
+        .config(throughput_config())
+        .build()
+        .unwrap();
+    let (stop, handle) = spawn_worker(worker);
+    let started = || runs.load(std::sync::atomic::Ordering::SeqCst);
+    wait_for(Duration::from_secs(10), "the first run", || async {
+        started() == 1
+    })
+    .await;
+    // What a crash right after an asynchronous claim leaves behind.
+    sqlx::query(
+        "UPDATE refnet_jobs.jobs SET state = 'available', attempt = attempt - 1,
+             worker_id = NULL, lease_expires_at = NULL, started_at = NULL
+         WHERE id = $1",
+    )
+    .bind(job.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    wait_for(Duration::from_secs(10), "the job claimed again", || async {
+        count_state(&pool, "running").await == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(started(), 1, "the job was started twice at once");
+    gate.add_permits(10);
+    wait_for(Duration::from_secs(10), "the job completed", || async {
+        count_state(&pool, "completed").await == 1
+    })
+    .await;
+    assert_eq!(started(), 1);
+    let done = get_job(&pool, job.id).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.attempt, 1);
+    stop.cancel();
+    handle.await.unwrap().unwrap();
 }

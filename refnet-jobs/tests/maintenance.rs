@@ -48,6 +48,10 @@ async fn prune_deletes_only_finished_jobs_older_than_the_retention(pool: PgPool)
     enqueue(&pool, &NewJob::new("test.wait", serde_json::json!({})))
         .await
         .unwrap();
+    // Live rows are never pruned, even carrying an old finish time (a job
+    // retried by hand after it had failed, say).
+    finished(&pool, "running", 50.0).await;
+    finished(&pool, "retryable", 50.0).await;
 
     let pruned = prune(&pool, 30 * DAY, 2).await.unwrap();
     assert_eq!(pruned.deleted, 7, "5 completed, 1 failed, 1 cancelled");
@@ -58,8 +62,8 @@ async fn prune_deletes_only_finished_jobs_older_than_the_retention(pool: PgPool)
             "SELECT count(*) FROM refnet_jobs.jobs WHERE finished_at IS NOT NULL"
         )
         .await,
-        2,
-        "the two recent finished jobs stay"
+        4,
+        "the two recent finished jobs and the two live ones stay"
     );
     assert_eq!(
         count(
@@ -84,5 +88,25 @@ async fn a_prune_batch_of_zero_is_refused(pool: PgPool) {
         count(&pool, "SELECT count(*) FROM refnet_jobs.jobs").await,
         1,
         "nothing deleted"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn pruners_running_at_once_delete_each_row_once(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO refnet_jobs.jobs (id, task, state, attempt, finished_at)
+         SELECT gen_random_uuid(), 'test.old', 'completed', 1, now() - make_interval(days => 40)
+         FROM generate_series(1, 20000)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (a, b) = tokio::join!(prune(&pool, 30 * DAY, 500), prune(&pool, 30 * DAY, 500));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.deleted + b.deleted, 20000, "{a:?} {b:?}");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM refnet_jobs.jobs").await,
+        0
     );
 }

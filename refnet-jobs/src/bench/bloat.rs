@@ -1,7 +1,8 @@
 //! Bloat resistance: the drain of [`super::drain`] three ways — on a clean
 //! table, while a long transaction holds back the xmin horizon (so no dead
-//! row can be cleaned up), and while [`crate::prune`] deletes a large old
-//! history in batches. Each figure should stay within 2× the clean one.
+//! row can be cleaned up), and over and over while [`crate::prune`] deletes a
+//! large old history in batches. Each figure should stay within 2× the clean
+//! one.
 
 use std::time::Duration;
 
@@ -37,13 +38,16 @@ pub struct BloatRun {
     pub clean: DrainRun,
     /// The same drain with a transaction holding the xmin horizon throughout.
     pub held_xmin: DrainRun,
-    /// The same drain while old history is pruned.
-    pub pruning: DrainRun,
+    /// The same drain, repeated for as long as the prune of old history ran
+    /// (the last one may end after it).
+    pub pruning: Vec<DrainRun>,
+    /// Median jobs per second of the drains in `pruning`.
+    pub pruning_jobs_per_sec: f64,
     /// What the concurrent prune did.
     pub pruned: Pruned,
     /// held_xmin / clean jobs per second.
     pub held_xmin_ratio: f64,
-    /// pruning / clean jobs per second.
+    /// pruning_jobs_per_sec / clean jobs per second.
     pub pruning_ratio: f64,
 }
 
@@ -82,20 +86,31 @@ pub async fn bloat(pool: &PgPool, options: &BloatOptions) -> Result<BloatRun> {
         left -= chunk;
     }
     db::bench::vacuum_analyze(pool).await?;
-    let enqueue_secs = fill_queue(pool, options.drain.jobs).await?;
     let pruner_pool = pool_like(pool, 1).await?;
     let month = Duration::from_secs(30 * 86_400);
-    let (pruning, pruned) = tokio::join!(
-        time_drain(pool, &options.drain, enqueue_secs),
-        crate::prune(&pruner_pool, month, crate::DEFAULT_PRUNE_BATCH),
-    );
-    pruner_pool.close().await;
-    let (pruning, pruned) = (pruning?, pruned?);
+    let pruner = tokio::spawn(async move {
+        let pruned = crate::prune(&pruner_pool, month, crate::DEFAULT_PRUNE_BATCH).await;
+        pruner_pool.close().await;
+        pruned
+    });
+    let mut pruning = Vec::new();
+    while pruning.is_empty() || !pruner.is_finished() {
+        let started = std::time::Instant::now();
+        super::enqueue_noops(pool, options.drain.jobs).await?;
+        let enqueue_secs = started.elapsed().as_secs_f64();
+        pruning.push(time_drain(pool, &options.drain, enqueue_secs).await?);
+    }
+    let pruned = pruner
+        .await
+        .map_err(|e| crate::Error::Bench(format!("the pruner crashed: {e}")))??;
+    let rates: Vec<f64> = pruning.iter().map(|r| r.jobs_per_sec).collect();
+    let pruning_jobs_per_sec = super::summarize(&rates).map_or(0.0, |s| s.median);
 
-    let ratio = |run: &DrainRun| run.jobs_per_sec / clean.jobs_per_sec.max(1e-9);
+    let ratio = |rate: f64| rate / clean.jobs_per_sec.max(1e-9);
     Ok(BloatRun {
-        held_xmin_ratio: ratio(&held_xmin),
-        pruning_ratio: ratio(&pruning),
+        held_xmin_ratio: ratio(held_xmin.jobs_per_sec),
+        pruning_ratio: ratio(pruning_jobs_per_sec),
+        pruning_jobs_per_sec,
         clean,
         held_xmin,
         pruning,

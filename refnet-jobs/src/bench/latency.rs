@@ -59,7 +59,12 @@ pub struct LatencyRun {
 pub async fn enqueue_timed(client: &PgPool, jobs: usize, interval: Duration) -> Result<()> {
     let begin = tokio::time::Instant::now();
     for i in 0..jobs {
-        tokio::time::sleep_until(begin + interval * i as u32).await;
+        let at = u32::try_from(i)
+            .ok()
+            .and_then(|i| interval.checked_mul(i))
+            .and_then(|offset| begin.checked_add(offset))
+            .ok_or_else(|| Error::InvalidOption("the enqueue schedule overflows".into()))?;
+        tokio::time::sleep_until(at).await;
         let args = LatArgs {
             t: super::epoch_ms(),
         };
@@ -101,8 +106,8 @@ pub async fn latency(pool: &PgPool, options: &LatencyOptions) -> Result<LatencyR
     .await?;
     if !ready {
         running.stop().await?;
-        return Err(Error::InvalidOption(
-            "the benchmark worker did not run its readiness job within 60 s".into(),
+        return Err(Error::Bench(
+            "the worker did not run its readiness job within 60 s".into(),
         ));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -129,7 +134,7 @@ pub async fn latency(pool: &PgPool, options: &LatencyOptions) -> Result<LatencyR
             p99_ms,
             max_ms,
         }),
-        _ => Err(Error::InvalidOption(
+        _ => Err(Error::Bench(
             "no job started within 60 s of its enqueue".into(),
         )),
     }

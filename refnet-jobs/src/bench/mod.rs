@@ -108,9 +108,7 @@ impl RunningWorker {
         self.shutdown.cancel();
         match self.handle.await {
             Ok(result) => result,
-            Err(join) => Err(crate::Error::InvalidOption(format!(
-                "benchmark worker crashed: {join}"
-            ))),
+            Err(join) => Err(crate::Error::Bench(format!("its worker crashed: {join}"))),
         }
     }
 }

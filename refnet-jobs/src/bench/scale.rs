@@ -112,7 +112,8 @@ async fn time_claims(pool: &PgPool, claims: usize, batch: usize) -> Result<Vec<f
     let mut times = Vec::with_capacity(claims);
     for _ in 0..claims {
         let started = Instant::now();
-        let jobs = db::jobs::claim(&mut *conn, QUEUE, batch as i64, worker, 30.0, &tasks).await?;
+        let jobs =
+            db::jobs::claim(&mut *conn, QUEUE, batch as i64, worker, 30.0, &tasks, false).await?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.id).collect();
         let results = vec![&null; ids.len()];

@@ -231,7 +231,9 @@ pub(crate) async fn insert_many<'e>(
 /// Claims up to `limit` runnable jobs of `queue` for `worker_id`, oldest of the
 /// highest priority first, skipping rows other workers hold. Only jobs of
 /// `tasks` are taken: a job for a task this worker cannot run waits for one
-/// that can (another service may share the queue name).
+/// that can (another service may share the queue name). With `async_commit`
+/// the claim commits without waiting for its WAL flush (see the migration);
+/// `executor` must then not be inside a transaction of the caller's.
 pub(crate) async fn claim<'e>(
     executor: impl PgExecutor<'e>,
     queue: &str,
@@ -239,12 +241,13 @@ pub(crate) async fn claim<'e>(
     worker_id: &str,
     lease_secs: f64,
     tasks: &[String],
+    async_commit: bool,
 ) -> Result<Vec<Job>> {
     // refnet_jobs.claim (migrations) holds the statement, planned with
     // sequential scans and sorts priced out so that stale statistics cannot
     // turn a claim into a scan of the whole table.
     static CLAIM: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT {JOB_COLUMNS} FROM refnet_jobs.claim($1, $2::int, $3, $4, $5)")
+        format!("SELECT {JOB_COLUMNS} FROM refnet_jobs.claim($1, $2::int, $3, $4, $5, $6)")
     });
     let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(CLAIM.as_str()))
         .bind(queue)
@@ -252,6 +255,7 @@ pub(crate) async fn claim<'e>(
         .bind(worker_id)
         .bind(lease_secs)
         .bind(tasks)
+        .bind(async_commit)
         .fetch_all(executor)
         .await?;
     rows.into_iter().map(JobRow::into_job).collect()
@@ -517,7 +521,9 @@ pub(crate) async fn expired_lease_count<'e>(executor: impl PgExecutor<'e>) -> Re
 
 /// Deletes up to `limit` finished jobs that finished more than `age_secs`
 /// ago, oldest first, skipping rows locked by another pruner. Returns how
-/// many were deleted.
+/// many were deleted. The ids are gathered into an array first: with
+/// `id IN (subquery)` the planner hash-joins against a scan of the whole
+/// table, so each batch would cost as much as the table is big.
 pub(crate) async fn delete_finished_before<'e>(
     executor: impl PgExecutor<'e>,
     age_secs: f64,
@@ -525,7 +531,7 @@ pub(crate) async fn delete_finished_before<'e>(
 ) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM refnet_jobs.jobs
-         WHERE id IN (
+         WHERE id = ANY(ARRAY(
              SELECT id FROM refnet_jobs.jobs
              WHERE finished_at IS NOT NULL
                AND finished_at < now() - make_interval(secs => $1)
@@ -533,7 +539,7 @@ pub(crate) async fn delete_finished_before<'e>(
              ORDER BY finished_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED
-         )",
+         ))",
     )
     .bind(age_secs)
     .bind(limit)

@@ -71,10 +71,17 @@ pub(crate) async fn run(
                         failures = 0;
                         // A short claim means the queue is drained for now.
                         idle = claimed.len() < asked;
-                        for job in &claimed {
-                            shared.running.insert(job.id);
+                        for job in claimed {
+                            if shared.running.insert(job.id) {
+                                buffer.push_back(job);
+                            } else {
+                                // Its earlier claim was lost (a server crash after an
+                                // asynchronous claim) while the job ran on here: the
+                                // run going on records its outcome on this claim.
+                                tracing::warn!(job = %job.id, %queue,
+                                    "claimed a job this worker is already running; not starting it twice");
+                            }
                         }
-                        buffer.extend(claimed);
                     }
                     Err(error) => {
                         failures = failures.saturating_add(1);
@@ -116,7 +123,17 @@ fn claim_future(shared: &Arc<Shared>, queue: &str, limit: i64, tasks: &Arc<Vec<S
     let tasks = tasks.clone();
     Box::pin(async move {
         let lease = shared.config.lease.as_secs_f64();
-        db::jobs::claim(&shared.pool, &queue, limit, &shared.id, lease, &tasks).await
+        let async_commit = shared.config.async_claims;
+        db::jobs::claim(
+            &shared.pool,
+            &queue,
+            limit,
+            &shared.id,
+            lease,
+            &tasks,
+            async_commit,
+        )
+        .await
     })
 }
 

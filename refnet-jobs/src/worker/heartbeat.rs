@@ -18,9 +18,14 @@ pub(crate) struct RunningSet {
 
 impl RunningSet {
     /// Records a job this worker holds (claimed, running, or with its outcome
-    /// not yet written), so its lease is renewed.
-    pub(crate) fn insert(&self, id: Uuid) {
-        self.lock().entry(id).or_default();
+    /// not yet written), so its lease is renewed; false when it already was.
+    pub(crate) fn insert(&self, id: Uuid) -> bool {
+        let mut jobs = self.lock();
+        if jobs.contains_key(&id) {
+            return false;
+        }
+        jobs.insert(id, CancellationToken::default());
+        true
     }
 
     /// The token that interrupts job `id`, recording the job if needed.

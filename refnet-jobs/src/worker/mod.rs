@@ -42,6 +42,13 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Listen for NOTIFY; turn off behind poolers that break LISTEN (poll only).
     pub listen: bool,
+    /// Commit claims without waiting for their disk flush, which saves a
+    /// flush between enqueue and start. The price: if the PostgreSQL server
+    /// crashes in the fraction of a second after a claim, the claim is
+    /// forgotten and another worker may run the job while this one still
+    /// does (this worker's outcome is then refused). Off by default; on in
+    /// [`WorkerConfig::throughput`].
+    pub async_claims: bool,
 }
 
 impl Default for WorkerConfig {
@@ -54,6 +61,7 @@ impl Default for WorkerConfig {
             heartbeat_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             listen: true,
+            async_claims: false,
         }
     }
 }
@@ -61,11 +69,13 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     /// Settings for many short jobs: claims of up to 200 and 200 jobs held
     /// ahead per queue, enough to cover a claim's round trip at tens of
-    /// thousands of jobs a second, so slots never wait for the database.
+    /// thousands of jobs a second, so slots never wait for the database; and
+    /// claims committed without waiting for their flush ([`Self::async_claims`]).
     pub fn throughput() -> Self {
         WorkerConfig {
             batch_size: 200,
             prefetch: 200,
+            async_claims: true,
             ..WorkerConfig::default()
         }
     }
