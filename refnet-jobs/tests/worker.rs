@@ -498,6 +498,42 @@ async fn one_notification_per_queue_for_a_bulk_insert(pool: PgPool) {
     );
 }
 
+/// Every way of enqueueing wakes the queue of an available job, and only
+/// that: a job due later (scheduled) wakes nobody, and a duplicate of a live
+/// unique key inserts nothing and wakes nobody.
+#[sqlx::test(migrations = false)]
+async fn each_enqueue_path_notifies_available_jobs_only(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener.listen("refnet_jobs").await.unwrap();
+    let job = |queue: &str| NewJob::new("t", serde_json::json!({})).queue(queue);
+    enqueue(&pool, &job("plain")).await.unwrap();
+    enqueue(&pool, &job("keyed").unique_key("k")).await.unwrap();
+    enqueue(&pool, &job("keyed-again").unique_key("k"))
+        .await
+        .unwrap();
+    enqueue(&pool, &job("later").run_in(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    enqueue_many(
+        &pool,
+        &[job("later-bulk").run_in(Duration::from_secs(3600))],
+    )
+    .await
+    .unwrap();
+
+    let mut payloads = Vec::new();
+    while let Ok(Ok(notification)) =
+        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
+    {
+        payloads.push(notification.payload().to_string());
+    }
+    payloads.sort();
+    assert_eq!(payloads, vec!["keyed", "plain"]);
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_queue_never_runs_more_jobs_at_once_than_its_concurrency(pool: PgPool) {
     use std::sync::Arc;
