@@ -366,3 +366,36 @@ async fn a_worker_does_not_start_twice_a_job_whose_claim_was_lost(pool: PgPool) 
     stop.cancel();
     handle.await.unwrap().unwrap();
 }
+
+/// Shutting down while a claim is in flight: the claim may already have
+/// committed, so its jobs must go back to the queue, not stay running for a
+/// worker that is gone.
+#[sqlx::test(migrations = false)]
+async fn shutdown_during_a_claim_leaves_no_job_running(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let jobs: Vec<NewJob> = (0..20_000)
+        .map(|i| NewJob::new("test.record", serde_json::json!({ "i": i })))
+        .collect();
+    enqueue_many(&pool, &jobs).await.unwrap();
+    for round in 0..5 {
+        let audit = Audit::default();
+        let worker = Worker::builder(pool.clone())
+            .register(Record(audit.clone()))
+            .queue("default", 4)
+            .config(throughput_config())
+            .build()
+            .unwrap();
+        let (stop, handle) = spawn_worker(worker);
+        wait_for(Duration::from_secs(20), "some jobs done", || async {
+            audit.snapshot().len() > 200 * (round + 1)
+        })
+        .await;
+        stop.cancel();
+        handle.await.unwrap().unwrap();
+        assert_eq!(
+            count_state(&pool, "running").await,
+            0,
+            "round {round}: jobs left running by a stopped worker"
+        );
+    }
+}

@@ -102,8 +102,24 @@ pub(crate) async fn run(
             }
         }
     }
-    // Stop claiming; jobs claimed but never started go back untouched.
-    drop(claim);
+    // Stop claiming. A claim in flight may already have committed: dropping
+    // it would leave its jobs running for nobody, so it is awaited (bounded by
+    // the grace period) and its jobs go back with the buffered ones.
+    if let Some(in_flight) = claim.take() {
+        match tokio::time::timeout(shared.config.shutdown_grace, in_flight).await {
+            Ok(Ok(claimed)) => {
+                for job in claimed {
+                    if shared.running.insert(job.id) {
+                        buffer.push_back(job);
+                    }
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%queue, %error, "the last claim failed at shutdown"),
+            Err(_) => tracing::warn!(%queue,
+                "the last claim did not answer within the grace period; jobs it may have claimed come back when their lease expires"),
+        }
+    }
+    // Jobs claimed but never started go back untouched.
     let unstarted: Vec<uuid::Uuid> = buffer.iter().map(|job| job.id).collect();
     if !unstarted.is_empty() {
         match db::jobs::unclaim(&shared.pool, &unstarted, &shared.id).await {
