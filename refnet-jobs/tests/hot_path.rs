@@ -171,8 +171,16 @@ async fn outcomes_written_together_each_keep_their_own_state_result_and_error(po
     wait_for(
         Duration::from_secs(30),
         "every first attempt recorded",
+        // One query: two counts taken apart can both read 0 while the
+        // jobs move from available to running between them.
         || async {
-            count_state(&pool, "running").await == 0 && count_state(&pool, "available").await == 0
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM refnet_jobs.jobs WHERE state IN ('available', 'running')",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            waiting == 0
         },
     )
     .await;
