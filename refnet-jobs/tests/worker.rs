@@ -523,11 +523,19 @@ async fn each_enqueue_path_notifies_available_jobs_only(pool: PgPool) {
     )
     .await
     .unwrap();
+    // Notifications arrive in commit order: once the sentinel's is here,
+    // every earlier one has arrived too.
+    enqueue(&pool, &job("sentinel")).await.unwrap();
 
     let mut payloads = Vec::new();
-    while let Ok(Ok(notification)) =
-        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
-    {
+    loop {
+        let notification = tokio::time::timeout(Duration::from_secs(30), listener.recv())
+            .await
+            .expect("the sentinel's notification arrives")
+            .unwrap();
+        if notification.payload() == "sentinel" {
+            break;
+        }
         payloads.push(notification.payload().to_string());
     }
     payloads.sort();

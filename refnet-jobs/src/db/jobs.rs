@@ -80,15 +80,15 @@ pub(crate) struct InsertRow<'a> {
     pub(crate) tags: &'a [String],
 }
 
-/// The tail of an insert whose CTE `ins` returns `id, queue, state`: one
-/// NOTIFY per queue that received an available job, folded per transaction by
+/// The tail of a statement whose CTE `changed` (an INSERT or UPDATE) returns
+/// `id, queue, state`: one NOTIFY per queue that got an available job, folded per transaction by
 /// PostgreSQL. Sent by the statement itself, which costs a fraction of a
 /// statement trigger with a transition table.
-macro_rules! wake_inserted {
+macro_rules! wake_available {
     () => {
         "woken AS (
              SELECT count(pg_notify('refnet_jobs', queue)) AS n
-             FROM (SELECT DISTINCT queue FROM ins WHERE state = 'available') AS q
+             FROM (SELECT DISTINCT queue FROM changed WHERE state = 'available') AS q
          )"
     };
 }
@@ -131,7 +131,7 @@ pub(crate) async fn insert_one<'e>(
         return Ok(Some((id, true)));
     }
     let found: Option<(Option<Uuid>, bool)> = sqlx::query_as(concat!(
-        "WITH ins AS (
+        "WITH changed AS (
              INSERT INTO refnet_jobs.jobs
                  (id, task, queue, args, state, priority, max_attempts, run_at, unique_key,
                   schedule_name, scheduled_for, tags)
@@ -144,11 +144,11 @@ pub(crate) async fn insert_one<'e>(
              DO NOTHING
              RETURNING id, queue, state
          ), ",
-        wake_inserted!(),
-        " SELECT ins.id, true FROM ins, woken
+        wake_available!(),
+        " SELECT changed.id, true FROM changed, woken
          UNION ALL
          SELECT refnet_jobs.live_job_with_key($8), false
-         WHERE NOT EXISTS (SELECT 1 FROM ins)"
+         WHERE NOT EXISTS (SELECT 1 FROM changed)"
     ))
     .bind(row.id)
     .bind(row.task)
@@ -193,7 +193,7 @@ pub(crate) async fn insert_many<'e>(
         tags.push(serde_json::json!(row.tags));
     }
     let inserted: Vec<Uuid> = sqlx::query_scalar(concat!(
-        "WITH ins AS (
+        "WITH changed AS (
          INSERT INTO refnet_jobs.jobs
              (id, task, queue, args, state, priority, max_attempts, run_at, unique_key, tags)
          SELECT id, task, queue, args,
@@ -209,8 +209,8 @@ pub(crate) async fn insert_many<'e>(
          DO NOTHING
          RETURNING id, queue, state
          ), ",
-        wake_inserted!(),
-        " SELECT ins.id FROM ins, woken"
+        wake_available!(),
+        " SELECT changed.id FROM changed, woken"
     ))
     .bind(&ids)
     .bind(&tasks)
@@ -347,19 +347,50 @@ pub(crate) async fn release<'e>(
     worker_id: &str,
     error: &str,
 ) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "UPDATE refnet_jobs.jobs
-         SET errors = errors || jsonb_build_array(jsonb_build_object(
-                 'attempt', attempt, 'at', now(), 'error', $3::text)),
-             state = 'available', run_at = now(), lease_expires_at = NULL
-         WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'
-         RETURNING id",
-    )
+    Ok(sqlx::query_scalar(concat!(
+        "WITH changed AS (
+             UPDATE refnet_jobs.jobs
+             SET errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', attempt, 'at', now(), 'error', $3::text)),
+                 state = 'available', run_at = now(), lease_expires_at = NULL
+             WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'
+             RETURNING id, queue, state
+         ), ",
+        wake_available!(),
+        " SELECT changed.id FROM changed, woken"
+    ))
     .bind(ids)
     .bind(worker_id)
     .bind(error)
     .fetch_all(executor)
     .await?)
+}
+
+/// Puts back every job still running under `worker_id`, as [`release`]
+/// does: the last act of a stopping worker, for jobs whose outcome could not
+/// be recorded or whose claim answered too late. Returns how many.
+pub(crate) async fn release_held<'e>(
+    executor: impl PgExecutor<'e>,
+    worker_id: &str,
+    error: &str,
+) -> Result<u64> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(concat!(
+        "WITH changed AS (
+             UPDATE refnet_jobs.jobs
+             SET errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', attempt, 'at', now(), 'error', $2::text)),
+                 state = 'available', run_at = now(), lease_expires_at = NULL
+             WHERE worker_id = $1 AND state = 'running'
+             RETURNING id, queue, state
+         ), ",
+        wake_available!(),
+        " SELECT changed.id FROM changed, woken"
+    ))
+    .bind(worker_id)
+    .bind(error)
+    .fetch_all(executor)
+    .await?;
+    Ok(ids.len() as u64)
 }
 
 /// Returns jobs claimed but never started (a worker's prefetch buffer at
@@ -369,17 +400,22 @@ pub(crate) async fn unclaim<'e>(
     ids: &[Uuid],
     worker_id: &str,
 ) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE refnet_jobs.jobs
-         SET state = 'available', attempt = attempt - 1, started_at = NULL,
-             heartbeat_at = NULL, worker_id = NULL, lease_expires_at = NULL
-         WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'",
-    )
+    let ids: Vec<Uuid> = sqlx::query_scalar(concat!(
+        "WITH changed AS (
+             UPDATE refnet_jobs.jobs
+             SET state = 'available', attempt = attempt - 1, started_at = NULL,
+                 heartbeat_at = NULL, worker_id = NULL, lease_expires_at = NULL
+             WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'
+             RETURNING id, queue, state
+         ), ",
+        wake_available!(),
+        " SELECT changed.id FROM changed, woken"
+    ))
     .bind(ids)
     .bind(worker_id)
-    .execute(executor)
+    .fetch_all(executor)
     .await?;
-    Ok(done.rows_affected())
+    Ok(ids.len() as u64)
 }
 
 /// Extends the lease of the jobs this worker runs.
@@ -468,7 +504,7 @@ pub(crate) async fn insert_tick<'e>(
     row: &InsertRow<'_>,
 ) -> Result<Option<Uuid>> {
     Ok(sqlx::query_scalar(concat!(
-        "WITH ins AS (
+        "WITH changed AS (
              INSERT INTO refnet_jobs.jobs
                  (id, task, queue, args, state, priority, max_attempts, run_at,
                   schedule_name, scheduled_for, tags)
@@ -477,8 +513,8 @@ pub(crate) async fn insert_tick<'e>(
              DO NOTHING
              RETURNING id, queue, state
          ), ",
-        wake_inserted!(),
-        " SELECT ins.id FROM ins, woken"
+        wake_available!(),
+        " SELECT changed.id FROM changed, woken"
     ))
     .bind(row.id)
     .bind(row.task)

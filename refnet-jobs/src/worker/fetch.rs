@@ -51,9 +51,9 @@ pub(crate) async fn run(
         let room = (concurrency + prefetch).saturating_sub(running + buffer.len());
         // Refill when the buffer is at most half full (with no prefetch: when a slot is free).
         let wants_more = room > 0 && buffer.len() <= prefetch / 2;
-        if claim.is_none() && pause.is_none() && !idle && wants_more {
+        if claim.is_none() && pause.is_none() && !idle && wants_more && !stop.is_cancelled() {
             asked = room.min(shared.config.batch_size);
-            claim = Some(claim_future(&shared, &queue, asked as i64, &tasks));
+            claim = Some(claim_future(&shared, &queue, asked as i64, &tasks, &stop));
         }
         tokio::select! {
             biased;
@@ -106,17 +106,21 @@ pub(crate) async fn run(
     // it would leave its jobs running for nobody, so it is awaited (bounded by
     // the grace period) and its jobs go back with the buffered ones.
     if let Some(in_flight) = claim.take() {
-        match tokio::time::timeout(shared.config.shutdown_grace, in_flight).await {
+        let wait = shared.config.shutdown_grace.min(Duration::from_secs(5));
+        match tokio::time::timeout(wait, in_flight).await {
             Ok(Ok(claimed)) => {
                 for job in claimed {
                     if shared.running.insert(job.id) {
                         buffer.push_back(job);
+                    } else {
+                        tracing::warn!(job = %job.id, %queue,
+                            "claimed a job this worker is already running; not returning it");
                     }
                 }
             }
             Ok(Err(error)) => tracing::warn!(%queue, %error, "the last claim failed at shutdown"),
             Err(_) => tracing::warn!(%queue,
-                "the last claim did not answer within the grace period; jobs it may have claimed come back when their lease expires"),
+                "the last claim did not answer in time; the worker returns what it claimed as it stops"),
         }
     }
     // Jobs claimed but never started go back untouched.
@@ -133,15 +137,28 @@ pub(crate) async fn run(
     }
 }
 
-fn claim_future(shared: &Arc<Shared>, queue: &str, limit: i64, tasks: &Arc<Vec<String>>) -> Claim {
+/// One claim. It waits for a pool connection only until shutdown starts: a
+/// claim never sent claims nothing, so dropping it then is safe.
+fn claim_future(
+    shared: &Arc<Shared>,
+    queue: &str,
+    limit: i64,
+    tasks: &Arc<Vec<String>>,
+    stop: &CancellationToken,
+) -> Claim {
     let shared = shared.clone();
     let queue = queue.to_string();
     let tasks = tasks.clone();
+    let stop = stop.clone();
     Box::pin(async move {
+        let mut conn = tokio::select! {
+            conn = shared.pool.acquire() => conn?,
+            _ = stop.cancelled() => return Ok(Vec::new()),
+        };
         let lease = shared.config.lease.as_secs_f64();
         let async_commit = shared.config.async_claims;
         db::jobs::claim(
-            &shared.pool,
+            &mut *conn,
             &queue,
             limit,
             &shared.id,

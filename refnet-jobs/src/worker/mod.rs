@@ -138,7 +138,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// Names this worker (default: host, pid and a random suffix).
+    /// Names this worker (default: host, pid and a random suffix). The name
+    /// must be unique among live workers: outcomes are fenced by it, and a
+    /// stopping worker returns every job still running under it.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -313,6 +315,23 @@ impl Worker {
             tracing::error!(%error, "the completer crashed; unwritten jobs come back when their lease expires");
         }
         abandon_later.abort();
+        // Anything still running under this worker's id now runs nowhere (an
+        // outcome that could not be written, a claim that answered too late):
+        // put it back rather than leave it to the lease.
+        let held = crate::db::jobs::release_held(
+            &self.shared.pool,
+            &self.shared.id,
+            "interrupted: worker stopped before recording this attempt",
+        );
+        match tokio::time::timeout(grace, held).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::warn!(jobs = n, "returned jobs this worker still held at exit"),
+            Ok(Err(error)) => tracing::warn!(%error,
+                "could not return the jobs this worker still holds; they come back when their lease expires"),
+            Err(_) => tracing::warn!(
+                "the database did not answer; jobs this worker still holds come back when their lease expires"
+            ),
+        }
         loops_done.cancel();
         background.close();
         background.wait().await;
