@@ -47,6 +47,11 @@ pub(crate) struct BenchArgs {
     /// Drain and latency: most jobs per claim.
     #[arg(long, default_value_t = WorkerConfig::throughput().batch_size)]
     batch: usize,
+    /// Drain and latency: claims wait for their disk flush, as default
+    /// workers' do (the benchmark otherwise uses `WorkerConfig::throughput()`,
+    /// whose claims do not).
+    #[arg(long)]
+    sync_claims: bool,
     /// Latency: jobs enqueued one at a time.
     #[arg(long, default_value_t = 500)]
     latency_jobs: usize,
@@ -78,7 +83,8 @@ impl BenchArgs {
         WorkerConfig {
             batch_size: self.batch,
             prefetch: self.prefetch,
-            ..WorkerConfig::default()
+            async_claims: !self.sync_claims,
+            ..WorkerConfig::throughput()
         }
     }
 
