@@ -71,17 +71,7 @@ pub(crate) async fn run(
                         failures = 0;
                         // A short claim means the queue is drained for now.
                         idle = claimed.len() < asked;
-                        for job in claimed {
-                            if shared.running.insert(job.id) {
-                                buffer.push_back(job);
-                            } else {
-                                // Its earlier claim was lost (a server crash after an
-                                // asynchronous claim) while the job ran on here: the
-                                // run going on records its outcome on this claim.
-                                tracing::warn!(job = %job.id, %queue,
-                                    "claimed a job this worker is already running; not starting it twice");
-                            }
-                        }
+                        take(&shared, &queue, claimed, &mut buffer);
                     }
                     Err(error) => {
                         failures = failures.saturating_add(1);
@@ -108,16 +98,7 @@ pub(crate) async fn run(
     if let Some(in_flight) = claim.take() {
         let wait = shared.config.shutdown_grace.min(Duration::from_secs(5));
         match tokio::time::timeout(wait, in_flight).await {
-            Ok(Ok(claimed)) => {
-                for job in claimed {
-                    if shared.running.insert(job.id) {
-                        buffer.push_back(job);
-                    } else {
-                        tracing::warn!(job = %job.id, %queue,
-                            "claimed a job this worker is already running; not returning it");
-                    }
-                }
-            }
+            Ok(Ok(claimed)) => take(&shared, &queue, claimed, &mut buffer),
             Ok(Err(error)) => tracing::warn!(%queue, %error, "the last claim failed at shutdown"),
             Err(_) => tracing::warn!(%queue,
                 "the last claim did not answer in time; the worker returns what it claimed as it stops"),
@@ -134,6 +115,21 @@ pub(crate) async fn run(
     }
     for id in unstarted {
         shared.running.remove(id);
+    }
+}
+
+/// Records claimed jobs as held here and buffers them, except a job this
+/// worker is already running: its earlier claim was lost (a server crash
+/// after an asynchronous claim) while it ran on, and the run going on records
+/// its outcome on the new claim, so it is neither started nor returned twice.
+fn take(shared: &Shared, queue: &str, claimed: Vec<Job>, buffer: &mut VecDeque<Job>) {
+    for job in claimed {
+        if shared.running.insert(job.id) {
+            buffer.push_back(job);
+        } else {
+            tracing::warn!(job = %job.id, %queue,
+                "claimed a job this worker is already running; not starting it twice");
+        }
     }
 }
 
