@@ -11,7 +11,7 @@ DROP FUNCTION refnet_jobs.notify_jobs_inserted();
 DROP INDEX refnet_jobs.jobs_live_idx;
 
 -- CHECK constraints are prepared anew by every INSERT and UPDATE statement;
--- the six of them cost about a fifth of a single-job enqueue. Only the state
+-- these five and the state check cost about a fifth of a single-job enqueue. Only the state
 -- check stays, since a reader cannot make sense of a row without it; the
 -- library validates task, queue and attempts before they reach a row.
 ALTER TABLE refnet_jobs.jobs
@@ -22,9 +22,10 @@ ALTER TABLE refnet_jobs.jobs
     DROP CONSTRAINT jobs_check;
 
 -- The claim, in a function so that its plan never depends on the table's
--- statistics: right after a queue table is emptied and refilled the planner
--- believes it empty and picks a sequential scan and a sort of every row for
--- each claim. With sequential scans and sorts priced out, the claim always
+-- statistics: right after a queue table is emptied and refilled, its
+-- statistics still describe what it held before (only finished jobs, say),
+-- and the planner was seen picking a sequential scan and a sort of every row
+-- for each claim. With sequential scans and sorts priced out, the claim always
 -- walks the partial runnable index in its order and stops after `max_jobs`.
 -- PL/pgSQL keeps the plan for the session, like a prepared statement.
 --
