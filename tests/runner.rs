@@ -205,48 +205,42 @@ async fn a_bad_cron_expression_stops_the_runner_at_start_naming_the_schedule(poo
     assert_eq!(schema, None, "nothing was written");
 }
 
-#[sqlx::test(migrations = false)]
-async fn schedule_args_that_do_not_fit_the_task_stop_the_runner_at_start(pool: PgPool) {
-    let url = url_of(&pool).await;
+/// Starts the runner with one collection schedule whose args are `args`, and
+/// checks it refused to start, naming the schedule and `problem`, and wrote
+/// no schedule.
+async fn assert_collection_args_refused(pool: &PgPool, args: &str, problem: &str) {
+    let url = url_of(pool).await;
     let out = run_with_config(
         &url,
-        "[[schedules]]\nname = \"daily-paper-collection\"\ncron = \"0 2 * * *\"\n\
-         task = \"refnet.scheduled.collect_new_papers\"\nargs = { max_papers = \"ten\" }\n",
+        &format!(
+            "[[schedules]]\nname = \"daily-paper-collection\"\ncron = \"0 2 * * *\"\n\
+             task = \"refnet.scheduled.collect_new_papers\"\nargs = {args}\n"
+        ),
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("daily-paper-collection") && err.contains("\"ten\""),
+        err.contains("daily-paper-collection") && err.contains(problem),
         "{err}"
     );
     let schedules: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.schedules")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
     assert_eq!(schedules, 0, "no schedule was written");
+}
+
+#[sqlx::test(migrations = false)]
+async fn schedule_args_that_do_not_fit_the_task_stop_the_runner_at_start(pool: PgPool) {
+    assert_collection_args_refused(&pool, r#"{ max_papers = "ten" }"#, "\"ten\"").await;
 }
 
 /// A value of the right type but out of range (a page of 0 papers) would fail
 /// every tick: the runner refuses it at start, as it does a wrong type.
 #[sqlx::test(migrations = false)]
 async fn schedule_args_out_of_range_stop_the_runner_at_start(pool: PgPool) {
-    let url = url_of(&pool).await;
-    let out = run_with_config(
-        &url,
-        "[[schedules]]\nname = \"daily-paper-collection\"\ncron = \"0 2 * * *\"\n\
-         task = \"refnet.scheduled.collect_new_papers\"\nargs = { max_papers = 0 }\n",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("daily-paper-collection") && err.contains("max_papers must be at least 1"),
-        "{err}"
-    );
-    let schedules: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.schedules")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(schedules, 0, "no schedule was written");
+    assert_collection_args_refused(&pool, "{ max_papers = 0 }", "max_papers must be at least 1")
+        .await;
 }
 
 /// The README's first command: no database configured, so the runner starts a
