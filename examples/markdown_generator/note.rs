@@ -69,6 +69,7 @@ impl Task for GenerateMarkdown {
             retry: RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(600)),
             aliases: vec!["generate-note".into()],
             description: "write one paper's Markdown note into the vault".into(),
+            ..TaskOptions::default()
         }
     }
 

@@ -48,6 +48,12 @@ enum Command {
         /// Higher runs first.
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i16,
+        /// Soft time limit in seconds: the job is asked to stop (default: the task's).
+        #[arg(long, value_name = "SECS")]
+        soft_limit: Option<f64>,
+        /// Hard time limit in seconds: the attempt is stopped and fails (default: the task's).
+        #[arg(long, value_name = "SECS")]
+        hard_limit: Option<f64>,
     },
     /// List the known tasks (what runners and services have registered).
     Tasks,
@@ -71,6 +77,14 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Revoke a job: a waiting one is cancelled at once, a running one is
+    /// stopped by its worker (after its cancel grace) and ends cancelled.
+    Revoke {
+        /// The job's id.
+        id: uuid::Uuid,
+    },
+    /// Workers that recorded themselves, live ones first.
+    Workers,
     /// Delete finished jobs older than the retention, in small batches.
     Prune {
         /// Keep jobs that finished within this many days.
@@ -142,11 +156,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|_| Failure::usage(format!("unknown time zone {:?} for --tz", cli.tz)))?;
     let out = Output { json: cli.json, tz };
     // Check input before touching the database, so bad input writes nothing.
-    if let Command::Run { args, queue, .. } = &cli.command {
+    if let Command::Run {
+        args,
+        queue,
+        soft_limit,
+        hard_limit,
+        ..
+    } = &cli.command
+    {
         parse_args(args)?;
         if queue.as_deref().is_some_and(|q| q.trim().is_empty()) {
             return Err(Failure::usage("--queue needs a queue name"));
         }
+        refnet_jobs::TimeLimits::from_secs(*soft_limit, *hard_limit)
+            .map_err(|e| Failure::usage(e.to_string()))?;
     }
     if let Command::Bench(args) = &cli.command {
         args.validate().map_err(Failure::usage)?;
@@ -183,6 +206,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             args,
             queue,
             priority,
+            soft_limit,
+            hard_limit,
         } => {
             let args = parse_args(&args)?;
             let info = refnet_jobs::resolve_task(&pool, &task).await?;
@@ -190,11 +215,57 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let job = NewJob::new(&info.name, args)
                 .queue(&queue)
                 .priority(priority)
-                .max_attempts(info.max_attempts);
+                .max_attempts(info.max_attempts)
+                .time_limits(refnet_jobs::TimeLimits::from_secs(soft_limit, hard_limit)?);
             let enqueued = refnet_jobs::enqueue(&pool, &job).await?;
             out.print(
                 &serde_json::json!({"id": enqueued.id, "task": info.name, "queue": queue, "inserted": enqueued.inserted}),
                 &format!("enqueued {} on queue {queue}: job {}\n", info.name, enqueued.id),
+            );
+        }
+        Command::Revoke { id } => {
+            let revoked = refnet_jobs::revoke(&pool, id).await?;
+            let text = match &revoked {
+                refnet_jobs::Revoked::Cancelled { was } => {
+                    format!("job {id} cancelled (it was {was}); it will not run\n")
+                }
+                refnet_jobs::Revoked::Stopping { worker } => format!(
+                    "job {id} is running on {}; revoke sent, it will stop and end cancelled\n",
+                    worker.as_deref().unwrap_or("a worker")
+                ),
+            };
+            out.print(&serde_json::json!({"id": id, "revoked": revoked}), &text);
+        }
+        Command::Workers => {
+            let workers = refnet_jobs::list_workers(&pool).await?;
+            let rows = workers
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.id.clone(),
+                        if w.alive { "alive" } else { "dead" }.to_string(),
+                        w.host.clone(),
+                        w.pid.to_string(),
+                        w.queues.join(", "),
+                        out.time(w.started_at),
+                        out.time(w.last_seen_at),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            out.print(
+                &workers,
+                &table::render(
+                    &[
+                        "WORKER",
+                        "STATUS",
+                        "HOST",
+                        "PID",
+                        "QUEUES",
+                        "STARTED",
+                        "LAST SEEN",
+                    ],
+                    &rows,
+                ),
             );
         }
         Command::Tasks => {

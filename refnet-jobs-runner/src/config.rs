@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use refnet_jobs::{MisfirePolicy, ScheduleSpec};
 use serde::Deserialize;
@@ -41,24 +42,80 @@ pub(crate) struct Config {
     pub(crate) schedules: Vec<ScheduleEntry>,
 }
 
-/// Queues this runner works, with their concurrency.
+/// Queues this runner works, with their concurrency, and how its workers
+/// hold, renew and give up jobs. Durations are in seconds.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct Workers {
     pub(crate) queues: BTreeMap<String, usize>,
-    #[serde(default = "default_shutdown_grace")]
     pub(crate) shutdown_grace_secs: u64,
+    /// A running job's lease; after it expires without a heartbeat, any
+    /// runner rescues the job.
+    pub(crate) lease_secs: f64,
+    pub(crate) heartbeat_secs: f64,
+    pub(crate) rescue_secs: f64,
+    /// How long a revoked running job may take to stop on its own.
+    pub(crate) cancel_grace_secs: f64,
+    /// LISTEN for new jobs and revokes; false polls only (PgBouncer in transaction mode).
+    pub(crate) listen: bool,
+    /// Pool size; default: the total concurrency plus 4.
+    pub(crate) max_connections: Option<u32>,
+    /// RefNet's tasks' time limits (Celery's soft and hard limits).
+    pub(crate) soft_limit_secs: Option<f64>,
+    pub(crate) hard_limit_secs: Option<f64>,
+    /// Also register the diagnostic tasks (`refnet.diag.*`).
+    pub(crate) diagnostic_tasks: bool,
 }
 
 impl Default for Workers {
     fn default() -> Self {
+        let library = refnet_jobs::WorkerConfig::default();
+        let refnet = crate::tasks::TIME_LIMITS;
         Workers {
             queues: [("default", 4), ("maintenance", 1), ("backup", 1)]
                 .into_iter()
                 .map(|(q, c)| (q.to_string(), c))
                 .collect(),
             shutdown_grace_secs: default_shutdown_grace(),
+            lease_secs: library.lease.as_secs_f64(),
+            heartbeat_secs: library.heartbeat_interval.as_secs_f64(),
+            rescue_secs: library.rescue_interval.as_secs_f64(),
+            cancel_grace_secs: library.cancel_grace.as_secs_f64(),
+            listen: true,
+            max_connections: None,
+            soft_limit_secs: refnet.soft().map(|d| d.as_secs_f64()),
+            hard_limit_secs: refnet.hard().map(|d| d.as_secs_f64()),
+            diagnostic_tasks: false,
         }
+    }
+}
+
+impl Workers {
+    /// The library's worker settings from these.
+    pub(crate) fn worker_config(&self) -> Result<refnet_jobs::WorkerConfig, String> {
+        let secs = |name: &str, value: f64| {
+            Duration::try_from_secs_f64(value)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("[workers] {name} must be a positive number of seconds"))
+        };
+        Ok(refnet_jobs::WorkerConfig {
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            lease: secs("lease_secs", self.lease_secs)?,
+            heartbeat_interval: secs("heartbeat_secs", self.heartbeat_secs)?,
+            rescue_interval: secs("rescue_secs", self.rescue_secs)?,
+            cancel_grace: secs("cancel_grace_secs", self.cancel_grace_secs)?,
+            listen: self.listen,
+            // RefNet's tasks are long: claim one job at a time per free slot.
+            batch_size: 1,
+            ..refnet_jobs::WorkerConfig::default()
+        })
+    }
+
+    /// The time limits of RefNet's tasks.
+    pub(crate) fn time_limits(&self) -> Result<refnet_jobs::TimeLimits, String> {
+        refnet_jobs::TimeLimits::from_secs(self.soft_limit_secs, self.hard_limit_secs)
+            .map_err(|e| format!("[workers] soft_limit_secs / hard_limit_secs: {e}"))
     }
 }
 
@@ -157,6 +214,19 @@ impl Config {
         }
         if let Some((queue, _)) = self.workers.queues.iter().find(|(_, c)| **c == 0) {
             return Err(invalid(format!("queue {queue:?} has concurrency 0")));
+        }
+        let workers = self.workers.worker_config().map_err(invalid)?;
+        if workers.lease <= workers.heartbeat_interval {
+            return Err(invalid(
+                "[workers] lease_secs must be longer than heartbeat_secs".into(),
+            ));
+        }
+        self.workers.time_limits().map_err(invalid)?;
+        if self.workers.max_connections.is_some_and(|n| n < 3) {
+            return Err(invalid(
+                "[workers] max_connections must be at least 3 (a listener, the heartbeat, claims)"
+                    .into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for spec in self.schedule_specs() {

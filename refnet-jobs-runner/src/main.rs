@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use refnet_jobs::{CancellationToken, Scheduler, Worker, WorkerConfig};
+use refnet_jobs::{CancellationToken, Scheduler, Worker};
 
 use config::Config;
 
@@ -95,7 +95,10 @@ async fn serve(
     database: &database::Database,
     no_scheduler: bool,
 ) -> Result<(), String> {
-    let max_connections = config.workers.queues.values().sum::<usize>() as u32 + 4;
+    let max_connections = config
+        .workers
+        .max_connections
+        .unwrap_or(config.workers.queues.values().sum::<usize>() as u32 + 4);
     let pool = refnet_jobs::connect::pool(&database.url, max_connections, Duration::from_secs(30))
         .await
         .map_err(|e| e.to_string())?;
@@ -116,7 +119,8 @@ async fn serve(
         pool: pool.clone(),
         reports_dir: config.paths.reports_dir.clone(),
     });
-    let registry = tasks::registry(env);
+    let limits = config.workers.time_limits()?;
+    let registry = tasks::registry(env, limits, config.workers.diagnostic_tasks);
     check_schedule_tasks(&pool, config, &registry).await?;
     let report = refnet_jobs::schedule::sync_config(&pool, &config.schedule_specs())
         .await
@@ -131,11 +135,7 @@ async fn serve(
 
     let mut builder = Worker::builder(pool.clone())
         .registry(registry)
-        .config(WorkerConfig {
-            shutdown_grace: Duration::from_secs(config.workers.shutdown_grace_secs),
-            batch_size: 1,
-            ..WorkerConfig::default()
-        });
+        .config(config.workers.worker_config()?);
     for (queue, concurrency) in &config.workers.queues {
         builder = builder.queue(queue.clone(), *concurrency);
     }

@@ -10,6 +10,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::db::jobs::{self, InsertRow};
+use crate::limits::TimeLimits;
 use crate::task::Task;
 use crate::{Error, Result};
 
@@ -38,6 +39,7 @@ pub struct NewJob {
     run_at: Option<DateTime<Utc>>,
     unique_key: Option<String>,
     tags: Vec<String>,
+    time_limits: TimeLimits,
 }
 
 impl NewJob {
@@ -53,6 +55,7 @@ impl NewJob {
             run_at: None,
             unique_key: None,
             tags: Vec::new(),
+            time_limits: TimeLimits::NONE,
         }
     }
 
@@ -110,6 +113,12 @@ impl NewJob {
         self
     }
 
+    /// Time limits of this job's attempts, replacing its task's own.
+    pub fn time_limits(mut self, limits: TimeLimits) -> Self {
+        self.time_limits = limits;
+        self
+    }
+
     /// The task this job runs.
     pub fn task_name(&self) -> &str {
         &self.task
@@ -144,6 +153,8 @@ impl NewJob {
             schedule_name: None,
             scheduled_for: None,
             tags: &self.tags,
+            soft_limit_secs: self.time_limits.soft().map(|d| d.as_secs_f64()),
+            hard_limit_secs: self.time_limits.hard().map(|d| d.as_secs_f64()),
         }
     }
 }

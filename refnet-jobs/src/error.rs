@@ -60,6 +60,14 @@ pub enum Error {
     /// No job or schedule with this id or name exists.
     #[error("{0} not found")]
     NotFound(String),
+    /// The job has finished, so there is nothing left to revoke.
+    #[error("job {id} already finished ({state}); nothing to revoke")]
+    AlreadyFinished {
+        /// The job.
+        id: uuid::Uuid,
+        /// Its final state.
+        state: crate::JobState,
+    },
     /// A benchmark could not complete (a worker crashed, jobs never ran).
     #[error("benchmark failed: {0}")]
     Bench(String),

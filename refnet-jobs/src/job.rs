@@ -146,6 +146,12 @@ pub struct Job {
     pub scheduled_for: Option<DateTime<Utc>>,
     /// Free-form labels.
     pub tags: Vec<String>,
+    /// The job's own soft time limit in seconds (`None`: its task's).
+    pub soft_limit_secs: Option<f64>,
+    /// The job's own hard time limit in seconds (`None`: its task's).
+    pub hard_limit_secs: Option<f64>,
+    /// When a revoke was asked for, if one was.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 impl Job {

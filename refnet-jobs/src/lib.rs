@@ -51,13 +51,16 @@ mod enqueue;
 mod error;
 mod history;
 mod job;
+mod limits;
 mod maintenance;
 mod migrate;
 mod notify;
 mod retry;
+mod revoke;
 pub mod schedule;
 mod task;
 mod worker;
+mod workers;
 
 pub use catalogue::{
     TaskInfo, list as list_tasks, register as register_tasks, resolve as resolve_task,
@@ -72,12 +75,15 @@ pub use history::{
     live_counts,
 };
 pub use job::{AttemptError, Job, JobState};
+pub use limits::TimeLimits;
 pub use maintenance::{DEFAULT_PRUNE_BATCH, DEFAULT_RETENTION_DAYS, Pruned, prune};
 pub use migrate::{MIGRATIONS_TABLE, embedded_migrations, migrate};
 pub use retry::RetryPolicy;
+pub use revoke::{Revoked, revoke};
 pub use schedule::{CronSchedule, MisfirePolicy, ScheduleSpec, Scheduler};
 pub use task::{JobContext, Registry, Task, TaskError, TaskOptions};
 pub use worker::{Worker, WorkerBuilder, WorkerConfig};
+pub use workers::{WorkerInfo, list_workers};
 
 /// Re-exported so users can build shutdown tokens without adding the crate.
 pub use tokio_util::sync::CancellationToken;

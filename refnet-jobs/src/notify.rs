@@ -1,4 +1,5 @@
-//! The one LISTEN connection per worker process, fanning wake-ups out to queues.
+//! The one LISTEN connection per worker, fanning wake-ups out to queues and
+//! revokes out to the jobs they name.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,14 +10,22 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::CHANNEL;
+use uuid::Uuid;
+
+use crate::db::{CANCEL_CHANNEL, CHANNEL};
+
+/// Called with the id of each job revoked while running.
+pub(crate) type OnRevoke = Arc<dyn Fn(Uuid) + Send + Sync>;
 
 /// Listens on the jobs channel and wakes the fetch loop of the queue named in
-/// each notification. After a lost connection it reconnects with backoff and
-/// wakes every queue, since notifications sent meanwhile are gone.
+/// each notification, and on the cancel channel, handing each revoked id to
+/// `on_revoke`. After a lost connection it reconnects with backoff and wakes
+/// every queue, since notifications sent meanwhile are gone (heartbeats pick
+/// up the revokes missed).
 pub(crate) async fn listen(
     pool: PgPool,
     wakers: HashMap<String, Arc<Notify>>,
+    on_revoke: OnRevoke,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -41,6 +50,11 @@ pub(crate) async fn listen(
                 _ = shutdown.cancelled() => return,
             };
             match received {
+                Ok(Some(notification)) if notification.channel() == CANCEL_CHANNEL => {
+                    if let Ok(id) = notification.payload().parse::<Uuid>() {
+                        on_revoke(id);
+                    }
+                }
                 Ok(Some(notification)) => {
                     if let Some(waker) = wakers.get(notification.payload()) {
                         waker.notify_one();
@@ -61,6 +75,6 @@ pub(crate) async fn listen(
 
 async fn connect(pool: &PgPool) -> sqlx::Result<PgListener> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, CANCEL_CHANNEL]).await?;
     Ok(listener)
 }

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::enqueue::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE};
+use crate::limits::TimeLimits;
 use crate::retry::RetryPolicy;
 
-/// Per-task settings: where its jobs wait and how they retry.
+/// Per-task settings: where its jobs wait, how they retry, how long they may run.
 #[derive(Debug, Clone)]
 pub struct TaskOptions {
     /// The queue typed enqueues go to.
@@ -25,6 +26,8 @@ pub struct TaskOptions {
     pub aliases: Vec<String>,
     /// One line shown by the CLI.
     pub description: String,
+    /// How long one attempt may run (a job's own limits, set at enqueue, win).
+    pub time_limits: TimeLimits,
 }
 
 impl Default for TaskOptions {
@@ -35,6 +38,7 @@ impl Default for TaskOptions {
             retry: RetryPolicy::default(),
             aliases: Vec::new(),
             description: String::new(),
+            time_limits: TimeLimits::NONE,
         }
     }
 }
@@ -50,9 +54,10 @@ pub struct JobContext {
     pub attempt: i32,
     /// Attempts allowed in all.
     pub max_attempts: i32,
-    /// Fires when the worker starts shutting down: the job has the grace period
-    /// to finish or give up, then it is interrupted and put back in line.
-    /// Long tasks should watch it.
+    /// Fires when the job should stop: the worker is shutting down (the job
+    /// is put back in line after the grace period), the job was revoked (it
+    /// ends `cancelled` after the cancel grace), its soft time limit passed,
+    /// or its hard limit is being enforced. Long tasks should watch it.
     pub cancel: CancellationToken,
 }
 
@@ -60,6 +65,25 @@ impl JobContext {
     /// True on the job's last allowed attempt.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
+    }
+
+    /// Runs blocking code (CPU-bound work, a blocking client) on tokio's
+    /// blocking threads, so it neither stalls other jobs nor outlives its
+    /// attempt unnoticed. `work` gets the job's cancel token and should check
+    /// [`CancellationToken::is_cancelled`] between steps: a hard time limit
+    /// or a revoke drops the attempt at once, but a thread cannot be stopped
+    /// from outside, so code that never checks runs on until it returns.
+    ///
+    /// Fails with a retryable [`TaskError`] when `work` panics.
+    pub async fn run_blocking<T, F>(&self, work: F) -> Result<T, TaskError>
+    where
+        F: FnOnce(&CancellationToken) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let token = self.cancel.clone();
+        tokio::task::spawn_blocking(move || work(&token))
+            .await
+            .map_err(|e| TaskError::retryable(format!("blocking work failed: {e}")))
     }
 }
 
@@ -96,6 +120,14 @@ impl TaskError {
     /// True when the job must not be retried.
     pub fn is_permanent(&self) -> bool {
         self.permanent
+    }
+
+    /// The same error with `prefix` before its message.
+    pub(crate) fn with_prefix(self, prefix: &str) -> Self {
+        TaskError {
+            message: format!("{prefix}{}", self.message),
+            ..self
+        }
     }
 }
 

@@ -116,7 +116,8 @@ async fn migrations_live_in_their_own_schema_and_table_and_rerun_cleanly(pool: P
             "refnet_jobs._migrations",
             "refnet_jobs.jobs",
             "refnet_jobs.schedules",
-            "refnet_jobs.tasks"
+            "refnet_jobs.tasks",
+            "refnet_jobs.workers"
         ]
     );
     let non_tz: i64 = sqlx::query_scalar(

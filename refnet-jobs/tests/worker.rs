@@ -23,7 +23,7 @@ async fn four_workers_drain_ten_thousand_jobs_each_exactly_once(pool: PgPool) {
     let audit = Audit::default();
     let mut workers = Vec::new();
     for n in 0..4 {
-        let worker = Worker::builder(pool.clone())
+        let worker = Worker::builder(own_pool(&pool, 6).await)
             .register(Record(audit.clone()))
             .queue("default", 8)
             .config(fast_config())

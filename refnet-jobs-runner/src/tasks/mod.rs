@@ -1,5 +1,6 @@
 //! RefNet's scheduled tasks, run by this runner against RefNet's own tables.
 
+mod diag;
 pub(crate) mod fan_out;
 mod health;
 mod papers;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use refnet_jobs::{Registry, RetryPolicy, TaskOptions};
+use refnet_jobs::{Registry, RetryPolicy, TaskOptions, TimeLimits};
 use sqlx::PgPool;
 
 pub(crate) use fan_out::{CollectNewPapers, GenerateMarkdownFiles, ProcessPendingSummaries};
@@ -24,8 +25,16 @@ pub(crate) struct TaskEnv {
     pub(crate) reports_dir: PathBuf,
 }
 
+/// RefNet's Celery time limits: asked to stop after 55 minutes, stopped at 60.
+pub(crate) const TIME_LIMITS: TimeLimits = {
+    match TimeLimits::const_new(Duration::from_secs(3300), Duration::from_secs(3600)) {
+        Some(limits) => limits,
+        None => panic!("soft limit below hard"),
+    }
+};
+
 /// Options shared by RefNet's scheduled tasks: queue `default`, 3 attempts a
-/// minute apart then longer, plus the CLI's short name.
+/// minute apart then longer, RefNet's time limits, plus the CLI's short name.
 fn options(alias: &str, description: &str) -> TaskOptions {
     TaskOptions {
         queue: "default".into(),
@@ -33,18 +42,32 @@ fn options(alias: &str, description: &str) -> TaskOptions {
         retry: RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(900)),
         aliases: vec![alias.to_string()],
         description: description.to_string(),
+        time_limits: TIME_LIMITS,
     }
 }
 
-/// Every task this runner can run.
-pub(crate) fn registry(env: Arc<TaskEnv>) -> Registry {
+/// Every task this runner can run; RefNet's tasks get `limits` (RefNet's
+/// [`TIME_LIMITS`] unless the config says otherwise). With `diagnostics`,
+/// the diagnostic tasks too.
+pub(crate) fn registry(env: Arc<TaskEnv>, limits: TimeLimits, diagnostics: bool) -> Registry {
+    fn with<T: refnet_jobs::Task>(registry: &mut Registry, task: T, limits: TimeLimits) {
+        let options = TaskOptions {
+            time_limits: limits,
+            ..T::options()
+        };
+        registry.register_with(task, options);
+    }
     let mut registry = Registry::new();
-    registry
-        .register(CollectNewPapers(env.clone()))
-        .register(ProcessPendingSummaries(env.clone()))
-        .register(GenerateMarkdownFiles(env.clone()))
-        .register(SystemHealthCheck(env.clone()))
-        .register(GenerateStatsReport(env));
+    with(&mut registry, CollectNewPapers(env.clone()), limits);
+    with(&mut registry, ProcessPendingSummaries(env.clone()), limits);
+    with(&mut registry, GenerateMarkdownFiles(env.clone()), limits);
+    with(&mut registry, SystemHealthCheck(env.clone()), limits);
+    with(&mut registry, GenerateStatsReport(env), limits);
+    if diagnostics {
+        registry
+            .register(diag::DiagSleep)
+            .register(diag::DiagEchoLen);
+    }
     registry
 }
 

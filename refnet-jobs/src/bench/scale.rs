@@ -115,10 +115,10 @@ async fn time_claims(pool: &PgPool, claims: usize, batch: usize) -> Result<Vec<f
         let jobs =
             db::jobs::claim(&mut *conn, QUEUE, batch as i64, worker, 30.0, &tasks, false).await?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
-        let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.id).collect();
-        let results = vec![&null; ids.len()];
-        let secs = vec![0.0; ids.len()];
-        db::jobs::complete_many(&mut *conn, worker, &ids, &results, &secs).await?;
+        let held: Vec<(uuid::Uuid, i32)> = jobs.iter().map(|j| (j.id, j.attempt)).collect();
+        let results = vec![&null; held.len()];
+        let secs = vec![0.0; held.len()];
+        db::jobs::complete_many(&mut *conn, worker, &held, &results, &secs).await?;
     }
     Ok(times)
 }

@@ -12,7 +12,7 @@ use crate::job::{AttemptError, Job};
 /// The columns every job query returns, in `JobRow`'s order.
 pub(crate) const JOB_COLUMNS: &str = "id, task, queue, args, state, priority, attempt, max_attempts, \
     run_at, created_at, started_at, finished_at, worker_id, errors, result, unique_key, \
-    schedule_name, scheduled_for, tags";
+    schedule_name, scheduled_for, tags, soft_limit_secs, hard_limit_secs, cancel_requested_at";
 
 /// A job row as decoded from the database.
 #[derive(sqlx::FromRow)]
@@ -36,6 +36,9 @@ pub(crate) struct JobRow {
     schedule_name: Option<String>,
     scheduled_for: Option<DateTime<Utc>>,
     tags: Vec<String>,
+    soft_limit_secs: Option<f64>,
+    hard_limit_secs: Option<f64>,
+    cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 impl JobRow {
@@ -60,6 +63,9 @@ impl JobRow {
             schedule_name: self.schedule_name,
             scheduled_for: self.scheduled_for,
             tags: self.tags,
+            soft_limit_secs: self.soft_limit_secs,
+            hard_limit_secs: self.hard_limit_secs,
+            cancel_requested_at: self.cancel_requested_at,
         })
     }
 }
@@ -78,6 +84,9 @@ pub(crate) struct InsertRow<'a> {
     pub(crate) schedule_name: Option<&'a str>,
     pub(crate) scheduled_for: Option<DateTime<Utc>>,
     pub(crate) tags: &'a [String],
+    /// The job's own time limits, in seconds (`None`: its task's).
+    pub(crate) soft_limit_secs: Option<f64>,
+    pub(crate) hard_limit_secs: Option<f64>,
 }
 
 /// The tail of a statement whose CTE `changed` (an INSERT or UPDATE) returns
@@ -109,10 +118,10 @@ pub(crate) async fn insert_one<'e>(
         let (id, _): (Uuid, Option<bool>) = sqlx::query_as(
             "INSERT INTO refnet_jobs.jobs
                  (id, task, queue, args, state, priority, max_attempts, run_at,
-                  schedule_name, scheduled_for, tags)
+                  schedule_name, scheduled_for, tags, soft_limit_secs, hard_limit_secs)
              VALUES ($1, $2, $3, $4,
                      CASE WHEN coalesce($7, now()) > now() THEN 'scheduled' ELSE 'available' END,
-                     $5, $6, coalesce($7, now()), $8, $9, $10)
+                     $5, $6, coalesce($7, now()), $8, $9, $10, $11, $12)
              RETURNING id,
                  CASE WHEN state = 'available' THEN pg_notify('refnet_jobs', queue) IS NULL END",
         )
@@ -126,6 +135,8 @@ pub(crate) async fn insert_one<'e>(
         .bind(row.schedule_name)
         .bind(row.scheduled_for)
         .bind(row.tags)
+        .bind(row.soft_limit_secs)
+        .bind(row.hard_limit_secs)
         .fetch_one(executor)
         .await?;
         return Ok(Some((id, true)));
@@ -134,10 +145,10 @@ pub(crate) async fn insert_one<'e>(
         "WITH changed AS (
              INSERT INTO refnet_jobs.jobs
                  (id, task, queue, args, state, priority, max_attempts, run_at, unique_key,
-                  schedule_name, scheduled_for, tags)
+                  schedule_name, scheduled_for, tags, soft_limit_secs, hard_limit_secs)
              VALUES ($1, $2, $3, $4,
                      CASE WHEN coalesce($7, now()) > now() THEN 'scheduled' ELSE 'available' END,
-                     $5, $6, coalesce($7, now()), $8, $9, $10, $11)
+                     $5, $6, coalesce($7, now()), $8, $9, $10, $11, $12, $13)
              ON CONFLICT (unique_key)
                  WHERE unique_key IS NOT NULL
                    AND state IN ('scheduled', 'available', 'running', 'retryable')
@@ -161,6 +172,8 @@ pub(crate) async fn insert_one<'e>(
     .bind(row.schedule_name)
     .bind(row.scheduled_for)
     .bind(row.tags)
+    .bind(row.soft_limit_secs)
+    .bind(row.hard_limit_secs)
     .fetch_optional(executor)
     .await?;
     Ok(found.and_then(|(id, inserted)| id.map(|id| (id, inserted))))
@@ -181,6 +194,8 @@ pub(crate) async fn insert_many<'e>(
     let mut run_ats = Vec::with_capacity(rows.len());
     let mut unique_keys = Vec::with_capacity(rows.len());
     let mut tags = Vec::with_capacity(rows.len());
+    let mut soft = Vec::with_capacity(rows.len());
+    let mut hard = Vec::with_capacity(rows.len());
     for row in rows {
         ids.push(row.id);
         tasks.push(row.task);
@@ -191,18 +206,23 @@ pub(crate) async fn insert_many<'e>(
         run_ats.push(row.run_at);
         unique_keys.push(row.unique_key);
         tags.push(serde_json::json!(row.tags));
+        soft.push(row.soft_limit_secs);
+        hard.push(row.hard_limit_secs);
     }
     let inserted: Vec<Uuid> = sqlx::query_scalar(concat!(
         "WITH changed AS (
          INSERT INTO refnet_jobs.jobs
-             (id, task, queue, args, state, priority, max_attempts, run_at, unique_key, tags)
+             (id, task, queue, args, state, priority, max_attempts, run_at, unique_key, tags,
+              soft_limit_secs, hard_limit_secs)
          SELECT id, task, queue, args,
                 CASE WHEN coalesce(run_at, now()) > now() THEN 'scheduled' ELSE 'available' END,
                 priority, max_attempts, coalesce(run_at, now()), unique_key,
-                ARRAY(SELECT jsonb_array_elements_text(tags))
+                ARRAY(SELECT jsonb_array_elements_text(tags)), soft, hard
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[],
-                     $6::int[], $7::timestamptz[], $8::text[], $9::jsonb[])
-              AS t(id, task, queue, args, priority, max_attempts, run_at, unique_key, tags)
+                     $6::int[], $7::timestamptz[], $8::text[], $9::jsonb[],
+                     $10::float8[], $11::float8[])
+              AS t(id, task, queue, args, priority, max_attempts, run_at, unique_key, tags,
+                   soft, hard)
          ON CONFLICT (unique_key)
              WHERE unique_key IS NOT NULL
                AND state IN ('scheduled', 'available', 'running', 'retryable')
@@ -221,6 +241,8 @@ pub(crate) async fn insert_many<'e>(
     .bind(&run_ats)
     .bind(&unique_keys)
     .bind(&tags)
+    .bind(&soft)
+    .bind(&hard)
     .fetch_all(executor)
     .await?;
     Ok(inserted)
@@ -262,26 +284,63 @@ pub(crate) async fn claim<'e>(
 /// Marks running jobs completed with their results, in one statement.
 /// `secs[i]` is how long job `i` ran: `started_at` becomes its finish time
 /// minus that (by the database clock), so a job that waited in a worker's
-/// prefetch buffer is not charged for the wait. Returns the ids written;
-/// a job this worker no longer holds is left alone (fencing).
+/// prefetch buffer is not charged for the wait. Returns the ids written; a
+/// job this worker no longer holds at that attempt is left alone (fencing:
+/// once a lease was rescued, the old attempt's outcome is refused).
 pub(crate) async fn complete_many<'e>(
     executor: impl PgExecutor<'e>,
     worker_id: &str,
-    ids: &[Uuid],
+    held: &[(Uuid, i32)],
     results: &[&serde_json::Value],
     secs: &[f64],
 ) -> Result<Vec<Uuid>> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
     Ok(sqlx::query_scalar(
         "UPDATE refnet_jobs.jobs j
          SET state = 'completed', result = c.result, finished_at = now(),
              started_at = now() - make_interval(secs => c.secs), lease_expires_at = NULL
-         FROM unnest($2::uuid[], $3::jsonb[], $4::float8[]) AS c(id, result, secs)
-         WHERE j.id = c.id AND j.worker_id = $1 AND j.state = 'running'
+         FROM unnest($2::uuid[], $3::int[], $4::jsonb[], $5::float8[])
+              AS c(id, attempt, result, secs)
+         WHERE j.id = c.id AND j.attempt = c.attempt AND j.worker_id = $1
+           AND j.state = 'running'
          RETURNING j.id",
     )
     .bind(worker_id)
-    .bind(ids)
+    .bind(&ids)
+    .bind(&attempts)
     .bind(results)
+    .bind(secs)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Ends revoked jobs `cancelled`, in one statement, with `reason` in their
+/// errors. `secs[i]` is how long job `i` ran, `None` when it never started
+/// (`started_at` is then cleared). Fenced as [`complete_many`] is.
+pub(crate) async fn cancel_many<'e>(
+    executor: impl PgExecutor<'e>,
+    worker_id: &str,
+    held: &[(Uuid, i32)],
+    reasons: &[&str],
+    secs: &[Option<f64>],
+) -> Result<Vec<Uuid>> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
+    Ok(sqlx::query_scalar(
+        "UPDATE refnet_jobs.jobs j
+         SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL,
+             started_at = now() - make_interval(secs => c.secs),
+             errors = j.errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', j.attempt, 'at', now(), 'error', c.reason))
+         FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[])
+              AS c(id, attempt, reason, secs)
+         WHERE j.id = c.id AND j.attempt = c.attempt AND j.worker_id = $1
+           AND j.state = 'running'
+         RETURNING j.id",
+    )
+    .bind(worker_id)
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(reasons)
     .bind(secs)
     .fetch_all(executor)
     .await?)
@@ -290,6 +349,7 @@ pub(crate) async fn complete_many<'e>(
 /// One failed attempt to record.
 pub(crate) struct Failure<'a> {
     pub(crate) id: Uuid,
+    pub(crate) attempt: i32,
     pub(crate) error: &'a str,
     /// No retry, whatever the attempts left.
     pub(crate) permanent: bool,
@@ -307,6 +367,7 @@ pub(crate) async fn fail_many<'e>(
     failures: &[Failure<'_>],
 ) -> Result<Vec<(Uuid, String)>> {
     let ids: Vec<Uuid> = failures.iter().map(|f| f.id).collect();
+    let attempts: Vec<i32> = failures.iter().map(|f| f.attempt).collect();
     let errors: Vec<&str> = failures.iter().map(|f| f.error).collect();
     let permanent: Vec<bool> = failures.iter().map(|f| f.permanent).collect();
     let delays: Vec<f64> = failures.iter().map(|f| f.retry_in_secs).collect();
@@ -322,9 +383,10 @@ pub(crate) async fn fail_many<'e>(
              run_at = CASE WHEN f.permanent OR j.attempt >= j.max_attempts THEN j.run_at
                            ELSE now() + make_interval(secs => f.delay) END,
              lease_expires_at = NULL
-         FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::float8[], $6::float8[])
-              AS f(id, error, permanent, delay, secs)
-         WHERE j.id = f.id AND j.worker_id = $1 AND j.state = 'running'
+         FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::float8[], $6::float8[], $7::int[])
+              AS f(id, error, permanent, delay, secs, attempt)
+         WHERE j.id = f.id AND j.attempt = f.attempt AND j.worker_id = $1
+           AND j.state = 'running'
          RETURNING j.id, j.state",
     )
     .bind(worker_id)
@@ -333,6 +395,7 @@ pub(crate) async fn fail_many<'e>(
     .bind(&permanent)
     .bind(&delays)
     .bind(&secs)
+    .bind(&attempts)
     .fetch_all(executor)
     .await?)
 }
@@ -343,25 +406,29 @@ pub(crate) async fn fail_many<'e>(
 /// put back.
 pub(crate) async fn release<'e>(
     executor: impl PgExecutor<'e>,
-    ids: &[Uuid],
+    held: &[(Uuid, i32)],
     worker_id: &str,
     error: &str,
 ) -> Result<Vec<Uuid>> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
     Ok(sqlx::query_scalar(concat!(
         "WITH changed AS (
-             UPDATE refnet_jobs.jobs
-             SET errors = errors || jsonb_build_array(jsonb_build_object(
-                     'attempt', attempt, 'at', now(), 'error', $3::text)),
+             UPDATE refnet_jobs.jobs j
+             SET errors = j.errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', j.attempt, 'at', now(), 'error', $3::text)),
                  state = 'available', run_at = now(), lease_expires_at = NULL
-             WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'
-             RETURNING id, queue, state
+             FROM unnest($1::uuid[], $4::int[]) AS r(id, attempt)
+             WHERE j.id = r.id AND j.attempt = r.attempt AND j.worker_id = $2
+               AND j.state = 'running'
+             RETURNING j.id, j.queue, j.state
          ), ",
         wake_available!(),
         " SELECT changed.id FROM changed, woken"
     ))
-    .bind(ids)
+    .bind(&ids)
     .bind(worker_id)
     .bind(error)
+    .bind(&attempts)
     .fetch_all(executor)
     .await?)
 }
@@ -418,24 +485,97 @@ pub(crate) async fn unclaim<'e>(
     Ok(ids.len() as u64)
 }
 
-/// Extends the lease of the jobs this worker runs.
+/// Extends the leases of the jobs this worker holds, each at its attempt.
+/// Returns the jobs still held, each with whether a revoke is waiting for it;
+/// a job missing from the answer was taken from this worker (rescued after
+/// its lease expired, or deleted).
 pub(crate) async fn heartbeat<'e>(
     executor: impl PgExecutor<'e>,
-    ids: &[Uuid],
+    held: &[(Uuid, i32)],
     worker_id: &str,
     lease_secs: f64,
-) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE refnet_jobs.jobs
+) -> Result<Vec<(Uuid, bool)>> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
+    Ok(sqlx::query_as(
+        "UPDATE refnet_jobs.jobs j
          SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'",
+         FROM unnest($1::uuid[], $4::int[]) AS h(id, attempt)
+         WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker_id = $2
+           AND j.state = 'running'
+         RETURNING j.id, j.cancel_requested_at IS NOT NULL",
     )
-    .bind(ids)
+    .bind(&ids)
     .bind(worker_id)
     .bind(lease_secs)
-    .execute(executor)
-    .await?;
-    Ok(done.rows_affected())
+    .bind(&attempts)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// A job taken back from a worker whose lease expired.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Rescued {
+    pub(crate) id: Uuid,
+    pub(crate) task: String,
+    pub(crate) queue: String,
+    pub(crate) state: String,
+    pub(crate) worker_id: Option<String>,
+    pub(crate) attempt: i32,
+}
+
+/// Rescues up to `limit` running jobs whose lease expired (see
+/// `refnet_jobs.rescue` in the migrations).
+pub(crate) async fn rescue<'e>(executor: impl PgExecutor<'e>, limit: i32) -> Result<Vec<Rescued>> {
+    Ok(sqlx::query_as(
+        "SELECT id, task, queue, state, worker_id, attempt FROM refnet_jobs.rescue($1)",
+    )
+    .bind(limit)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// What a revoke found and did, read back in one statement.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RevokeRow {
+    /// The job's state before the revoke.
+    pub(crate) before: String,
+    pub(crate) worker_id: Option<String>,
+}
+
+/// Revokes job `id`: a waiting job ends `cancelled` at once; a running one
+/// gets `cancel_requested_at` and a NOTIFY on the cancel channel (its
+/// worker's heartbeat reads the column too, should the NOTIFY be lost). A
+/// finished job is left alone. `None` when no such job exists.
+pub(crate) async fn revoke<'e>(
+    executor: impl PgExecutor<'e>,
+    id: Uuid,
+    reason: &str,
+) -> Result<Option<RevokeRow>> {
+    Ok(sqlx::query_as(
+        "WITH old AS (
+             SELECT id, state FROM refnet_jobs.jobs WHERE id = $1 FOR UPDATE
+         ), changed AS (
+             UPDATE refnet_jobs.jobs j
+             SET cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+                 state = CASE WHEN j.state = 'running' THEN 'running' ELSE 'cancelled' END,
+                 finished_at = CASE WHEN j.state = 'running' THEN NULL ELSE now() END,
+                 errors = CASE WHEN j.state = 'running' THEN j.errors
+                          ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                              'attempt', j.attempt, 'at', now(), 'error', $2::text)) END
+             FROM old
+             WHERE j.id = old.id
+               AND old.state IN ('scheduled', 'available', 'retryable', 'running')
+             RETURNING j.id, j.state, j.worker_id,
+                 CASE WHEN j.state = 'running'
+                      THEN pg_notify('refnet_jobs_cancel', j.id::text) IS NULL END AS notified
+         )
+         SELECT old.state AS before, changed.worker_id, changed.notified
+         FROM old LEFT JOIN changed ON changed.id = old.id",
+    )
+    .bind(id)
+    .bind(reason)
+    .fetch_optional(executor)
+    .await?)
 }
 
 /// Fetches one job by id.

@@ -86,6 +86,8 @@ async fn fire_one(conn: &mut sqlx::PgConnection, row: &DueRow) -> Result<Vec<Fir
             schedule_name: Some(&row.name),
             scheduled_for: Some(*tick),
             tags: &[],
+            soft_limit_secs: None,
+            hard_limit_secs: None,
         };
         if let Some(job_id) = db::jobs::insert_tick(&mut *conn, &insert).await? {
             fired.push(FiredTick {

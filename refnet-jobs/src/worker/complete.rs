@@ -83,24 +83,19 @@ pub(crate) async fn run(
         }
         write_batch(&shared, &batch, &abandon).await;
         for finished in &batch {
-            shared.running.remove(finished.id);
+            shared.held.remove(finished.id);
         }
     }
 }
 
 async fn write_batch(shared: &Shared, batch: &[Finished], abandon: &CancellationToken) {
-    let completed: Vec<&Finished> = batch
-        .iter()
-        .filter(|f| matches!(f.outcome, Outcome::Completed(_)))
-        .collect();
-    let failed: Vec<&Finished> = batch
-        .iter()
-        .filter(|f| matches!(f.outcome, Outcome::Failed(_)))
-        .collect();
-    let interrupted: Vec<&Finished> = batch
-        .iter()
-        .filter(|f| matches!(f.outcome, Outcome::Interrupted))
-        .collect();
+    let of_kind = |kind: fn(&Outcome) -> bool| -> Vec<&Finished> {
+        batch.iter().filter(|f| kind(&f.outcome)).collect()
+    };
+    let completed = of_kind(|o| matches!(o, Outcome::Completed(_)));
+    let failed = of_kind(|o| matches!(o, Outcome::Failed(_)));
+    let interrupted = of_kind(|o| matches!(o, Outcome::Interrupted));
+    let revoked = of_kind(|o| matches!(o, Outcome::Revoked { .. }));
     if !completed.is_empty() {
         let written = with_retries(abandon, || write_completed(shared, &completed)).await;
         report(shared, &completed, written.as_deref());
@@ -113,13 +108,25 @@ async fn write_batch(shared: &Shared, batch: &[Finished], abandon: &Cancellation
         let written = with_retries(abandon, || write_interrupted(shared, &interrupted)).await;
         report(shared, &interrupted, written.as_deref());
     }
+    if !revoked.is_empty() {
+        let written = with_retries(abandon, || write_revoked(shared, &revoked)).await;
+        report(shared, &revoked, written.as_deref());
+    }
+    for f in batch.iter().filter(|f| matches!(f.outcome, Outcome::Lost)) {
+        tracing::warn!(job = %f.id, attempt = f.attempt, worker = %shared.id,
+            "attempt stopped after its lease was taken over; its outcome is not recorded");
+    }
+}
+
+/// Each job's id with the attempt it ran, the key outcomes are fenced by.
+fn held(jobs: &[&Finished]) -> Vec<(Uuid, i32)> {
+    jobs.iter().map(|f| (f.id, f.attempt)).collect()
 }
 
 async fn write_completed(
     shared: &Shared,
     jobs: &[&Finished],
 ) -> crate::Result<Vec<(Uuid, String)>> {
-    let ids: Vec<Uuid> = jobs.iter().map(|f| f.id).collect();
     let results: Vec<&serde_json::Value> = jobs
         .iter()
         .map(|f| match &f.outcome {
@@ -128,7 +135,8 @@ async fn write_completed(
         })
         .collect();
     let secs: Vec<f64> = jobs.iter().map(|f| f.elapsed.as_secs_f64()).collect();
-    let done = db::jobs::complete_many(&shared.pool, &shared.id, &ids, &results, &secs).await?;
+    let done =
+        db::jobs::complete_many(&shared.pool, &shared.id, &held(jobs), &results, &secs).await?;
     Ok(done
         .into_iter()
         .map(|id| (id, "completed".to_string()))
@@ -141,6 +149,7 @@ async fn write_failed(shared: &Shared, jobs: &[&Finished]) -> crate::Result<Vec<
         .filter_map(|f| match &f.outcome {
             Outcome::Failed(error) => Some(db::jobs::Failure {
                 id: f.id,
+                attempt: f.attempt,
                 error: error.message(),
                 permanent: error.is_permanent(),
                 retry_in_secs: f.retry_in.as_secs_f64(),
@@ -156,10 +165,9 @@ async fn write_interrupted(
     shared: &Shared,
     jobs: &[&Finished],
 ) -> crate::Result<Vec<(Uuid, String)>> {
-    let ids: Vec<Uuid> = jobs.iter().map(|f| f.id).collect();
     let done = db::jobs::release(
         &shared.pool,
-        &ids,
+        &held(jobs),
         &shared.id,
         "interrupted: worker shut down before the job finished",
     )
@@ -167,6 +175,23 @@ async fn write_interrupted(
     Ok(done
         .into_iter()
         .map(|id| (id, "available".to_string()))
+        .collect())
+}
+
+async fn write_revoked(shared: &Shared, jobs: &[&Finished]) -> crate::Result<Vec<(Uuid, String)>> {
+    let mut reasons = Vec::with_capacity(jobs.len());
+    let mut secs = Vec::with_capacity(jobs.len());
+    for f in jobs {
+        if let Outcome::Revoked { started, message } = &f.outcome {
+            reasons.push(message.as_str());
+            secs.push(started.then(|| f.elapsed.as_secs_f64()));
+        }
+    }
+    let done =
+        db::jobs::cancel_many(&shared.pool, &shared.id, &held(jobs), &reasons, &secs).await?;
+    Ok(done
+        .into_iter()
+        .map(|id| (id, "cancelled".to_string()))
         .collect())
 }
 

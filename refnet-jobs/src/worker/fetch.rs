@@ -114,17 +114,20 @@ pub(crate) async fn run(
         }
     }
     for id in unstarted {
-        shared.running.remove(id);
+        shared.held.remove(id);
     }
 }
 
 /// Records claimed jobs as held here and buffers them, except a job this
 /// worker is already running: its earlier claim was lost (a server crash
 /// after an asynchronous claim) while it ran on, and the run going on records
-/// its outcome on the new claim, so it is neither started nor returned twice.
+/// its outcome on the new claim (same attempt number, the lost claim's count
+/// was lost too), so it is neither started nor returned twice. Should the
+/// attempts differ (its lease was rescued meanwhile), the old run is stopped
+/// by the next heartbeat and the new claim is rescued once its lease expires.
 fn take(shared: &Shared, queue: &str, claimed: Vec<Job>, buffer: &mut VecDeque<Job>) {
     for job in claimed {
-        if shared.running.insert(job.id) {
+        if shared.held.insert(job.id, job.attempt, &shared.stopping) {
             buffer.push_back(job);
         } else {
             tracing::warn!(job = %job.id, %queue,

@@ -9,6 +9,7 @@ mod complete;
 mod execute;
 mod fetch;
 mod heartbeat;
+mod held;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,12 +35,20 @@ pub struct WorkerConfig {
     /// claims only for free slots, as long-running tasks want (Celery's
     /// prefetch of 1); short, high-volume jobs want tens.
     pub prefetch: usize,
-    /// How long a claimed job's lease lasts without a heartbeat.
+    /// How long a claimed job's lease lasts without a heartbeat. Once it
+    /// expires (its worker was killed or lost), any worker's rescue takes the
+    /// job back: `retryable`, or `failed` on its last attempt.
     pub lease: Duration,
-    /// How often running jobs' leases are renewed.
+    /// How often running jobs' leases are renewed, and revokes looked up
+    /// should their NOTIFY be lost.
     pub heartbeat_interval: Duration,
+    /// How often this worker looks for expired leases of any worker.
+    pub rescue_interval: Duration,
     /// On shutdown, how long running jobs may take to finish before they are interrupted.
     pub shutdown_grace: Duration,
+    /// After a revoke, how long a running job may take to stop on its own
+    /// (its cancel token has fired) before its future is dropped.
+    pub cancel_grace: Duration,
     /// Listen for NOTIFY; turn off behind poolers that break LISTEN (poll only).
     pub listen: bool,
     /// Commit claims without waiting for their disk flush, which saves a
@@ -58,8 +67,10 @@ impl Default for WorkerConfig {
             batch_size: 10,
             prefetch: 0,
             lease: Duration::from_secs(30),
-            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(5),
+            rescue_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            cancel_grace: Duration::from_secs(3),
             listen: true,
             async_claims: false,
         }
@@ -172,9 +183,12 @@ impl WorkerBuilder {
             return Err(Error::InvalidOption("batch_size must be at least 1".into()));
         }
         let c = &self.config;
-        if c.poll_interval.is_zero() || c.heartbeat_interval.is_zero() {
+        if c.poll_interval.is_zero()
+            || c.heartbeat_interval.is_zero()
+            || c.rescue_interval.is_zero()
+        {
             return Err(Error::InvalidOption(
-                "poll_interval and heartbeat_interval must be above zero".into(),
+                "poll_interval, heartbeat_interval and rescue_interval must be above zero".into(),
             ));
         }
         if c.lease <= c.heartbeat_interval {
@@ -192,7 +206,8 @@ impl WorkerBuilder {
                 registry: self.registry,
                 config: self.config,
                 id,
-                running: heartbeat::RunningSet::default(),
+                host: host_name(),
+                held: held::Held::default(),
                 stopping: CancellationToken::new(),
                 completer,
             }),
@@ -207,7 +222,9 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) config: WorkerConfig,
     pub(crate) id: String,
-    pub(crate) running: heartbeat::RunningSet,
+    /// This machine's name, for the worker registry.
+    pub(crate) host: String,
+    pub(crate) held: held::Held,
     /// Fires when shutdown starts: each job's [`crate::JobContext::cancel`] is its child.
     pub(crate) stopping: CancellationToken,
     /// Where finished attempts go to be written in batches.
@@ -260,13 +277,25 @@ impl Worker {
             .collect();
         let loops_done = CancellationToken::new();
         if self.shared.config.listen {
+            let shared = self.shared.clone();
+            let on_revoke: crate::notify::OnRevoke = Arc::new(move |id| {
+                if shared.held.revoke(id, shared.config.cancel_grace) {
+                    tracing::info!(job = %id, "job revoked; cancelling it");
+                }
+            });
             background.spawn(crate::notify::listen(
                 self.shared.pool.clone(),
                 wakers.clone(),
+                on_revoke,
                 loops_done.clone(),
             ));
         }
-        background.spawn(heartbeat::run(self.shared.clone(), loops_done.clone()));
+        let queue_names: Vec<String> = self.queues.iter().map(|(q, _)| q.clone()).collect();
+        background.spawn(heartbeat::run(
+            self.shared.clone(),
+            queue_names,
+            loops_done.clone(),
+        ));
         let flush = CancellationToken::new();
         let abandon = CancellationToken::new();
         let completer = tokio::spawn(complete::run(
@@ -298,7 +327,7 @@ impl Worker {
                 ?grace,
                 "shutdown grace period over; interrupting running jobs"
             );
-            self.shared.running.cancel_all();
+            self.shared.held.interrupt_all();
             jobs.wait().await;
         }
         // Every outcome is queued now: write them, waiting at most one more
@@ -335,19 +364,27 @@ impl Worker {
         loops_done.cancel();
         background.close();
         background.wait().await;
+        let unregister = crate::db::workers::remove(&self.shared.pool, &self.shared.id);
+        if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(5), unregister).await {
+            tracing::warn!(%error, "could not remove this worker from the registry; its row expires");
+        }
         tracing::info!(worker = %self.shared.id, "worker stopped");
         Ok(())
     }
 }
 
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string());
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn default_worker_id() -> String {
     format!(
-        "{host}:{}:{:08x}",
+        "{}:{}:{:08x}",
+        host_name(),
         std::process::id(),
         rand::random::<u32>()
     )

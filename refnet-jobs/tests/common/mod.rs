@@ -89,6 +89,16 @@ where
     }
 }
 
+/// A pool of its own on `pool`'s database, as each worker process would
+/// have: a worker keeps two of its pool's connections (LISTEN, heartbeats).
+pub async fn own_pool(pool: &PgPool, max_connections: u32) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap()
+}
+
 /// Count of jobs in `state`.
 pub async fn count_state(pool: &PgPool, state: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs WHERE state = $1")

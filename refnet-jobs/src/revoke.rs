@@ -1,0 +1,51 @@
+//! Revoking a job: durable, so a lost notification delays it but never drops it.
+
+use serde::Serialize;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::job::JobState;
+use crate::{Error, Result, db};
+
+/// What [`revoke`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Revoked {
+    /// The job was waiting (or claimed but not started): it is `cancelled`
+    /// now and will never run.
+    Cancelled {
+        /// Its state before.
+        was: JobState,
+    },
+    /// The job is running: the request is stored and sent to its worker,
+    /// which fires the job's cancel token, drops it after its cancel grace
+    /// and records it `cancelled` (no retry). Should the worker be dead, the
+    /// rescue of its lease ends the job `cancelled` too.
+    Stopping {
+        /// The worker running it.
+        worker: Option<String>,
+    },
+}
+
+/// Revokes job `id`.
+///
+/// A job that a worker claimed but has not started yet is `running` in the
+/// database; its worker sees the request before starting it and records it
+/// `cancelled` without running it.
+///
+/// Fails with [`Error::NotFound`] for an unknown id and
+/// [`Error::AlreadyFinished`] for a job that has finished (its state is left
+/// as it was).
+pub async fn revoke<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<Revoked> {
+    let row = db::jobs::revoke(executor, id, "revoked before it started")
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+    let before: JobState = row.before.parse()?;
+    match before {
+        JobState::Running => Ok(Revoked::Stopping {
+            worker: row.worker_id,
+        }),
+        state if state.is_finished() => Err(Error::AlreadyFinished { id, state }),
+        was => Ok(Revoked::Cancelled { was }),
+    }
+}
