@@ -39,7 +39,7 @@ enum Command {
     Run {
         /// Task name or alias.
         task: String,
-        /// Arguments as a JSON object.
+        /// Arguments as a JSON object, or @FILE to read them from a file (@- for stdin).
         #[arg(long, default_value = "{}")]
         args: String,
         /// Queue (default: the task's own).
@@ -156,6 +156,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|_| Failure::usage(format!("unknown time zone {:?} for --tz", cli.tz)))?;
     let out = Output { json: cli.json, tz };
     // Check input before touching the database, so bad input writes nothing.
+    let mut run_args = None;
     if let Command::Run {
         args,
         queue,
@@ -164,7 +165,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         ..
     } = &cli.command
     {
-        parse_args(args)?;
+        run_args = Some(parse_args(args)?);
         if queue.as_deref().is_some_and(|q| q.trim().is_empty()) {
             return Err(Failure::usage("--queue needs a queue name"));
         }
@@ -209,7 +210,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             soft_limit,
             hard_limit,
         } => {
-            let args = parse_args(&args)?;
+            let args = match run_args {
+                Some(parsed) => parsed,
+                None => parse_args(&args)?,
+            };
             let info = refnet_jobs::resolve_task(&pool, &task).await?;
             let queue = queue.unwrap_or(info.queue.clone());
             let job = NewJob::new(&info.name, args)
@@ -447,7 +451,25 @@ fn finished_state(text: &str) -> Result<refnet_jobs::JobState, Failure> {
 }
 
 /// Parses `--args`: a JSON object.
+/// `--args`: a JSON object, or `@path` to read one from a file (`@-`: standard input).
 fn parse_args(text: &str) -> Result<serde_json::Value, Failure> {
+    let read;
+    let text = match text.strip_prefix('@') {
+        Some("-") => {
+            let mut buffer = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buffer).map_err(|e| {
+                Failure::usage(format!("--args @-: cannot read standard input: {e}"))
+            })?;
+            read = buffer;
+            read.as_str()
+        }
+        Some(path) => {
+            read = std::fs::read_to_string(path)
+                .map_err(|e| Failure::usage(format!("--args @{path}: {e}")))?;
+            read.as_str()
+        }
+        None => text,
+    };
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Failure::usage(format!("--args is not valid JSON: {e}")))?;
     if !value.is_object() {

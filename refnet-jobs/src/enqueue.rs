@@ -18,6 +18,13 @@ use crate::{Error, Result};
 pub const DEFAULT_QUEUE: &str = "default";
 /// The default number of attempts (the first run and two retries).
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+/// The largest arguments a job may carry, as JSON text: 16 MiB. Bigger
+/// payloads belong in a table or a file the job names; PostgreSQL would
+/// take up to 255 MiB, but every claim and history query would carry them.
+pub const MAX_ARGS_BYTES: usize = 16 * 1024 * 1024;
+/// The longest task or queue name, in bytes (queue names travel in NOTIFY
+/// payloads, which PostgreSQL caps at 8000 bytes).
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// A job to enqueue: task name, JSON arguments and options.
 ///
@@ -131,6 +138,21 @@ impl NewJob {
         if self.queue.trim().is_empty() {
             return Err(Error::InvalidOption("queue name is empty".into()));
         }
+        for (what, name) in [("task", &self.task), ("queue", &self.queue)] {
+            if name.len() > MAX_NAME_BYTES {
+                return Err(Error::InvalidOption(format!(
+                    "{what} name is {} bytes long; the limit is {MAX_NAME_BYTES}",
+                    name.len()
+                )));
+            }
+        }
+        let size = json_size(&self.args);
+        if size > MAX_ARGS_BYTES {
+            return Err(Error::InvalidArgs(format!(
+                "the arguments are {size} bytes of JSON; the limit is {MAX_ARGS_BYTES} \
+                 (store large data elsewhere and pass its key)"
+            )));
+        }
         if self.max_attempts < 1 {
             return Err(Error::InvalidOption(format!(
                 "max_attempts must be at least 1, got {}",
@@ -159,6 +181,24 @@ impl NewJob {
     }
 }
 
+/// The length of `value` as JSON text, counted without building the text.
+fn json_size(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a counter cannot fail.
+    serde_json::to_writer(&mut count, value).ok();
+    count.0
+}
+
 /// The outcome of [`enqueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Enqueued {
@@ -170,8 +210,9 @@ pub struct Enqueued {
 
 /// Enqueues one job on any executor (pool, connection or open transaction).
 ///
-/// Fails with [`Error::InvalidOption`] for an empty task or queue name or
-/// `max_attempts < 1`, with [`Error::Database`] when the insert fails, and with
+/// Fails with [`Error::InvalidOption`] for an empty or overlong task or
+/// queue name or `max_attempts < 1`, with [`Error::InvalidArgs`] for
+/// arguments over [`MAX_ARGS_BYTES`], with [`Error::Database`] when the insert fails, and with
 /// [`Error::UniqueKeyRace`] in the rare case where the live job holding the
 /// key finished while this call looked it up (enqueue again).
 pub async fn enqueue<'e>(executor: impl PgExecutor<'e>, job: &NewJob) -> Result<Enqueued> {

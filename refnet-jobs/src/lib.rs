@@ -66,8 +66,8 @@ pub use catalogue::{
     TaskInfo, list as list_tasks, register as register_tasks, resolve as resolve_task,
 };
 pub use enqueue::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Enqueued, NewJob, enqueue, enqueue_many, enqueue_typed,
-    live_unique_keys,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Enqueued, MAX_ARGS_BYTES, MAX_NAME_BYTES, NewJob, enqueue,
+    enqueue_many, enqueue_typed, live_unique_keys,
 };
 pub use error::{Error, Result};
 pub use history::{
