@@ -37,8 +37,15 @@
 //! ```
 //!
 //! ## Guarantees
-//! - At-least-once: a job is never lost; an attempt's outcome is only written by
-//!   the worker that holds it.
+//! - At-least-once: a job is never lost. A claimed job holds a lease renewed
+//!   by heartbeats; when its worker dies, any other worker rescues it once the
+//!   lease expires (back in line, or `failed` on its last attempt). An
+//!   attempt's outcome is only written by the worker holding the job at that
+//!   attempt, so a worker presumed dead cannot overwrite the next attempt.
+//! - Revoke ([`revoke`]) is stored in the row: a waiting job never runs, a
+//!   running one is stopped and ends `cancelled`, even if the NOTIFY is lost.
+//! - [`TimeLimits`]: the soft limit fires [`JobContext::cancel`], the hard one
+//!   drops the attempt and fails it.
 //! - Each cron tick is enqueued exactly once, whatever the number of schedulers.
 //! - A failed attempt is retried after a capped exponential backoff with
 //!   jitter; every attempt's error is kept on the job.

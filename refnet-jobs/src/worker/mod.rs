@@ -94,6 +94,11 @@ impl WorkerConfig {
 
 /// Builds a [`Worker`].
 ///
+/// A running worker keeps two connections of its pool for itself: one
+/// LISTENs (unless [`WorkerConfig::listen`] is off), one renews leases, so
+/// tasks holding every other connection cannot starve the heartbeats. Size
+/// the pool for both plus the connections your tasks use.
+///
 /// ```no_run
 /// # async fn demo(pool: sqlx::PgPool) -> refnet_jobs::Result<()> {
 /// # struct Greet;
