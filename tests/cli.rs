@@ -280,6 +280,80 @@ fn an_unreachable_database_is_named_without_its_password() {
 }
 
 #[test]
+fn cron_next_prints_fire_times_without_a_database() {
+    // An unreachable URL: `cron next` must not touch it.
+    let out = cli(
+        "postgres://127.0.0.1:1/x",
+        &[
+            "cron",
+            "next",
+            "30 2 * * *",
+            "--tz",
+            "America/New_York",
+            "--after",
+            "2024-03-08T00:00:00Z",
+            "--count",
+            "5",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let utc: Vec<&str> = json["fires"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["utc"].as_str().unwrap())
+        .collect();
+    // Case B01: 02:30 does not exist on 2024-03-10, so the job runs at 03:00 EDT.
+    assert_eq!(
+        utc,
+        [
+            "2024-03-08T07:30:00Z",
+            "2024-03-09T07:30:00Z",
+            "2024-03-10T07:00:00Z",
+            "2024-03-11T06:30:00Z",
+            "2024-03-12T06:30:00Z"
+        ]
+    );
+    assert_eq!(json["fires"][2]["local"], "2024-03-10T03:00:00-04:00");
+    let table = cli(
+        "postgres://127.0.0.1:1/x",
+        &[
+            "cron",
+            "next",
+            "0 9 * * *",
+            "--tz",
+            "Asia/Tokyo",
+            "--after",
+            "2026-03-06T12:00:00Z",
+            "--count",
+            "1",
+        ],
+    );
+    assert!(
+        stdout(&table).contains("2026-03-07 09:00:00 JST"),
+        "{}",
+        stdout(&table)
+    );
+    assert!(stdout(&table).contains("2026-03-07T00:00:00Z"));
+}
+
+#[test]
+fn cron_next_refuses_impossible_and_malformed_patterns_as_bad_usage() {
+    for bad in ["0 0 30 2 *", "0/10 * * * *", "61 * * * *", "* * * *"] {
+        let out = cli("postgres://127.0.0.1:1/x", &["cron", "next", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr(&out).contains(bad), "{bad}: {}", stderr(&out));
+    }
+    let out = cli(
+        "postgres://127.0.0.1:1/x",
+        &["cron", "next", "0 9 * * *", "--tz", "Asia/Tokio"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn an_unknown_display_zone_is_bad_usage() {
     let out = cli(
         "postgres://127.0.0.1:1/x",

@@ -57,6 +57,11 @@ enum Command {
     },
     /// List the known tasks (what runners and services have registered).
     Tasks,
+    /// Check cron expressions without a database.
+    Cron {
+        #[command(subcommand)]
+        verb: CronVerb,
+    },
     /// List schedules with their next fire time, in their zone and in UTC.
     Schedule,
     /// Finished jobs, newest first.
@@ -103,6 +108,23 @@ enum Command {
     BenchPeer {
         #[command(subcommand)]
         verb: bench_peer::Verb,
+    },
+}
+
+/// `refnet-jobs cron …`.
+#[derive(Debug, Subcommand)]
+enum CronVerb {
+    /// The next fire instants of EXPR, read in the zone given by --tz (default UTC),
+    /// shown in that zone and in UTC; no database needed.
+    Next {
+        /// A cron expression: 5 fields, or 6 with seconds first.
+        expr: String,
+        /// Start after this instant (RFC 3339, e.g. 2024-03-08T00:00:00Z); default now.
+        #[arg(long)]
+        after: Option<String>,
+        /// How many fire instants.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
     },
 }
 
@@ -174,6 +196,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     if let Command::Bench(args) = &cli.command {
         args.validate().map_err(Failure::usage)?;
+    }
+    if let Command::Cron { verb } = &cli.command {
+        return cron(verb, &cli.tz, &out);
     }
     let url = database_url(cli.database_url)?;
     if let Command::BenchPeer { verb } = cli.command {
@@ -401,7 +426,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             refnet_jobs::migrate(&pool).await?;
             bench::run(&pool, &args, out.json).await?
         }
-        Command::BenchPeer { .. } => unreachable!("handled before connecting"),
+        Command::BenchPeer { .. } | Command::Cron { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
     Ok(())
 }
@@ -451,6 +478,44 @@ fn finished_state(text: &str) -> Result<refnet_jobs::JobState, Failure> {
 }
 
 /// Parses `--args`: a JSON object.
+/// `refnet-jobs cron next`: fire times from the library's fire-time function.
+fn cron(verb: &CronVerb, zone: &str, out: &Output) -> Result<(), Failure> {
+    let CronVerb::Next { expr, after, count } = verb;
+    let after = match after {
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map_err(|e| {
+                Failure::usage(format!("--after {text:?} is not an RFC 3339 instant: {e}"))
+            })?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let schedule = refnet_jobs::CronSchedule::parse(expr, out.tz.name())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let fires = schedule.upcoming(after, *count as usize)?;
+    let local = |at: &DateTime<Utc>| at.with_timezone(&out.tz).to_rfc3339();
+    let json = serde_json::json!({
+        "expr": expr,
+        "timezone": zone,
+        "after": after,
+        "specific_time": schedule.is_specific_time(),
+        "fires": fires.iter().map(|at| serde_json::json!({"utc": at, "local": local(at)})).collect::<Vec<_>>(),
+    });
+    let rows: Vec<Vec<String>> = fires
+        .iter()
+        .map(|at| {
+            vec![
+                at.with_timezone(&out.tz)
+                    .format("%Y-%m-%d %H:%M:%S %Z (%:z)")
+                    .to_string(),
+                at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            ]
+        })
+        .collect();
+    let heading = format!("LOCAL ({})", out.tz.name());
+    out.print(&json, &table::render(&[heading.as_str(), "UTC"], &rows));
+    Ok(())
+}
+
 /// `--args`: a JSON object, or `@path` to read one from a file (`@-`: standard input).
 fn parse_args(text: &str) -> Result<serde_json::Value, Failure> {
     let read;

@@ -86,7 +86,12 @@ impl CronSchedule {
             specific_time,
         };
         // A pattern that can never fire (30 February) is caught here, not in the scheduler.
-        schedule.next_after(Utc::now())?;
+        if schedule.next_after(Utc::now()).is_err() {
+            return Err(schedule.error(
+                "it matches no date within croner's search limit (like 30 February or 31 April)"
+                    .into(),
+            ));
+        }
         Ok(schedule)
     }
 
