@@ -50,7 +50,11 @@ async fn payloads_of_any_size_up_to_the_cap_run_and_notifications_stay_tiny(pool
         assert!(notification.payload().len() <= 200, "a payload is tiny");
         seen += 1;
     }
-    assert_eq!(seen, payloads.len(), "one notification per committed enqueue");
+    assert_eq!(
+        seen,
+        payloads.len(),
+        "one notification per committed enqueue"
+    );
 
     let worker = Worker::builder(pool.clone())
         .register(EchoLen)
