@@ -30,9 +30,14 @@ impl TaskInfo {
 }
 
 /// Records every task of `registry` in the catalogue (workers do this at start).
+///
+/// Rows are written in name order: two workers registering the same tasks
+/// at once would otherwise lock them in different (hash) orders and deadlock.
 pub async fn register(pool: &PgPool, registry: &Registry) -> Result<()> {
+    let mut tasks: Vec<_> = registry.iter().collect();
+    tasks.sort_unstable_by_key(|(name, _)| *name);
     let mut tx = pool.begin().await?;
-    for (name, task) in registry.iter() {
+    for (name, task) in tasks {
         let info = TaskInfo {
             name: name.to_string(),
             queue: task.options.queue.clone(),
