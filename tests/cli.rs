@@ -270,6 +270,61 @@ async fn schedule_lists_next_ticks_in_the_zone_and_in_utc(pool: PgPool) {
     );
 }
 
+#[sqlx::test(migrations = false)]
+async fn schedule_disable_enable_trigger_and_next_steer_a_stored_schedule(pool: PgPool) {
+    let url = setup(&pool).await;
+    let mut spec =
+        refnet_jobs::ScheduleSpec::new("daily-paper-collection", "30 2 * * *", Collect::NAME);
+    spec.timezone = "America/New_York".into();
+    refnet_jobs::schedule::upsert(&pool, &spec, "config")
+        .await
+        .unwrap();
+
+    let out = cli(&url, &["schedule", "disable", "daily-paper-collection"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&cli(&url, &["schedule", "list"])).contains("paused"));
+    let out = cli(
+        &url,
+        &["schedule", "enable", "daily-paper-collection", "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["paused"], false);
+    assert!(stdout(&cli(&url, &["schedule"])).contains("enabled"));
+
+    let out = cli(
+        &url,
+        &["schedule", "trigger", "daily-paper-collection", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["id"].is_string());
+    assert_eq!(job_count(&pool).await, 1);
+
+    // The schedule's own zone, whatever --tz says (case B01 end to end).
+    let out = cli(
+        &url,
+        &[
+            "schedule",
+            "next",
+            "daily-paper-collection",
+            "--after",
+            "2024-03-08T00:00:00Z",
+            "--count",
+            "3",
+            "--json",
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["fires"][2]["utc"], "2024-03-10T07:00:00Z");
+    assert_eq!(json["timezone"], "America/New_York");
+
+    for verb in ["enable", "disable", "trigger", "next"] {
+        let out = cli(&url, &["schedule", verb, "no-such-schedule"]);
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        assert!(stderr(&out).contains("no-such-schedule"), "{verb}");
+    }
+}
+
 #[test]
 fn an_unreachable_database_is_named_without_its_password() {
     let out = cli("postgres://refnet:hunter2@127.0.0.1:1/refnet", &["history"]);

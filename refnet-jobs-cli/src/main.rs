@@ -62,8 +62,11 @@ enum Command {
         #[command(subcommand)]
         verb: CronVerb,
     },
-    /// List schedules with their next fire time, in their zone and in UTC.
-    Schedule,
+    /// Schedules: list them (the default), pause, resume, trigger, preview.
+    Schedule {
+        #[command(subcommand)]
+        action: Option<ScheduleAction>,
+    },
     /// Finished jobs, newest first.
     History {
         /// How many days back.
@@ -108,6 +111,40 @@ enum Command {
     BenchPeer {
         #[command(subcommand)]
         verb: bench_peer::Verb,
+    },
+}
+
+/// `refnet-jobs schedule …`.
+#[derive(Debug, Subcommand)]
+enum ScheduleAction {
+    /// Schedules with their status, misfire policy, next tick (in their zone and
+    /// in UTC), last run and its state.
+    List,
+    /// Resume a paused schedule; its next tick is the first after now (missed ones never fire).
+    Enable {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Pause a schedule until `enable`, whatever its config says.
+    Disable {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Enqueue the schedule's job now, outside its cron; its ticks are unchanged.
+    Trigger {
+        /// The schedule's name.
+        name: String,
+    },
+    /// The next ticks of a stored schedule.
+    Next {
+        /// The schedule's name.
+        name: String,
+        /// Start after this instant (RFC 3339); default now.
+        #[arg(long)]
+        after: Option<String>,
+        /// How many ticks.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
     },
 }
 
@@ -198,7 +235,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         args.validate().map_err(Failure::usage)?;
     }
     if let Command::Cron { verb } = &cli.command {
-        return cron(verb, &cli.tz, &out);
+        return cron(verb, &out);
     }
     let url = database_url(cli.database_url)?;
     if let Command::BenchPeer { verb } = cli.command {
@@ -315,60 +352,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 &table::render(&["TASK", "ALIASES", "QUEUE", "DESCRIPTION"], &rows),
             );
         }
-        Command::Schedule => {
-            let schedules = refnet_jobs::schedule::list(&pool).await?;
-            let rows = schedules
-                .iter()
-                .map(|s| {
-                    let zone: Option<Tz> = s.spec.timezone.parse().ok();
-                    let (local, utc) = match (s.next_fire_at, zone) {
-                        (Some(at), Some(zone)) => (
-                            at.with_timezone(&zone)
-                                .format("%Y-%m-%d %H:%M %Z")
-                                .to_string(),
-                            at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                        ),
-                        _ => ("-".into(), "-".into()),
-                    };
-                    vec![
-                        s.spec.name.clone(),
-                        s.spec.cron.clone(),
-                        s.spec.timezone.clone(),
-                        if s.spec.enabled {
-                            "yes".into()
-                        } else {
-                            "no".into()
-                        },
-                        s.spec.misfire.as_str().to_string(),
-                        local,
-                        utc,
-                        s.last_fire_at
-                            .map(|t| out.time(t))
-                            .unwrap_or_else(|| "-".into()),
-                        s.last_job_state.clone().unwrap_or_else(|| "-".into()),
-                        s.spec.task.clone(),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            out.print(
-                &schedules,
-                &table::render(
-                    &[
-                        "NAME",
-                        "CRON",
-                        "ZONE",
-                        "ENABLED",
-                        "MISFIRE",
-                        "NEXT (ZONE)",
-                        "NEXT (UTC)",
-                        "LAST RUN",
-                        "LAST STATE",
-                        "TASK",
-                    ],
-                    &rows,
-                ),
-            );
-        }
+        Command::Schedule { action } => schedule(&pool, action, &out).await?,
         Command::History {
             days,
             task,
@@ -478,24 +462,138 @@ fn finished_state(text: &str) -> Result<refnet_jobs::JobState, Failure> {
 }
 
 /// Parses `--args`: a JSON object.
-/// `refnet-jobs cron next`: fire times from the library's fire-time function.
-fn cron(verb: &CronVerb, zone: &str, out: &Output) -> Result<(), Failure> {
-    let CronVerb::Next { expr, after, count } = verb;
-    let after = match after {
-        Some(text) => DateTime::parse_from_rfc3339(text)
+/// `--after`, or now.
+fn after_or_now(after: Option<&str>) -> Result<DateTime<Utc>, Failure> {
+    match after {
+        Some(text) => Ok(DateTime::parse_from_rfc3339(text)
             .map_err(|e| {
                 Failure::usage(format!("--after {text:?} is not an RFC 3339 instant: {e}"))
             })?
-            .with_timezone(&Utc),
-        None => Utc::now(),
-    };
+            .with_timezone(&Utc)),
+        None => Ok(Utc::now()),
+    }
+}
+
+/// `refnet-jobs schedule [list|enable|disable|trigger|next]`.
+async fn schedule(
+    pool: &sqlx::PgPool,
+    action: Option<ScheduleAction>,
+    out: &Output,
+) -> Result<(), Failure> {
+    use refnet_jobs::schedule;
+    match action.unwrap_or(ScheduleAction::List) {
+        ScheduleAction::List => schedule_list(&schedule::list(pool).await?, out),
+        ScheduleAction::Enable { name } => {
+            let next = schedule::resume(pool, &name).await?;
+            out.print(
+                &serde_json::json!({"name": name, "paused": false, "next_fire_at": next}),
+                &format!("schedule {name} resumed; next tick {}\n", out.time(next)),
+            );
+        }
+        ScheduleAction::Disable { name } => {
+            schedule::pause(pool, &name).await?;
+            out.print(
+                &serde_json::json!({"name": name, "paused": true}),
+                &format!(
+                    "schedule {name} paused; `refnet-jobs schedule enable {name}` resumes it\n"
+                ),
+            );
+        }
+        ScheduleAction::Trigger { name } => {
+            let id = schedule::trigger(pool, &name).await?;
+            out.print(
+                &serde_json::json!({"name": name, "id": id}),
+                &format!("schedule {name} triggered: job {id}\n"),
+            );
+        }
+        ScheduleAction::Next { name, after, count } => {
+            let info = schedule::get(pool, &name).await?;
+            let cron = refnet_jobs::CronSchedule::parse(&info.spec.cron, &info.spec.timezone)?;
+            let zone: Tz = info.spec.timezone.parse().unwrap_or(Tz::UTC);
+            print_fires(&cron, zone, after_or_now(after.as_deref())?, count, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn schedule_list(schedules: &[refnet_jobs::schedule::ScheduleInfo], out: &Output) {
+    let rows = schedules
+        .iter()
+        .map(|s| {
+            let zone: Option<Tz> = s.spec.timezone.parse().ok();
+            let (local, utc) = match (s.next_fire_at, zone) {
+                (Some(at), Some(zone)) => (
+                    at.with_timezone(&zone)
+                        .format("%Y-%m-%d %H:%M %Z")
+                        .to_string(),
+                    at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                ),
+                _ => ("-".into(), "-".into()),
+            };
+            let status = match (&s.paused_at, s.spec.enabled, &s.spec.disabled_reason) {
+                (Some(_), _, _) => "paused".to_string(),
+                (None, true, _) => "enabled".to_string(),
+                (None, false, Some(reason)) => format!("disabled: {reason}"),
+                (None, false, None) => "disabled".to_string(),
+            };
+            vec![
+                s.spec.name.clone(),
+                s.spec.cron.clone(),
+                s.spec.timezone.clone(),
+                status,
+                s.spec.misfire.as_str().to_string(),
+                local,
+                utc,
+                s.last_fire_at
+                    .map(|t| out.time(t))
+                    .unwrap_or_else(|| "-".into()),
+                s.last_job_state.clone().unwrap_or_else(|| "-".into()),
+                s.spec.task.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    out.print(
+        &schedules,
+        &table::render(
+            &[
+                "NAME",
+                "CRON",
+                "ZONE",
+                "STATUS",
+                "MISFIRE",
+                "NEXT (ZONE)",
+                "NEXT (UTC)",
+                "LAST RUN",
+                "LAST STATE",
+                "TASK",
+            ],
+            &rows,
+        ),
+    );
+}
+
+/// `refnet-jobs cron next`: fire times from the library's fire-time function.
+fn cron(verb: &CronVerb, out: &Output) -> Result<(), Failure> {
+    let CronVerb::Next { expr, after, count } = verb;
+    let after = after_or_now(after.as_deref())?;
     let schedule = refnet_jobs::CronSchedule::parse(expr, out.tz.name())
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let fires = schedule.upcoming(after, *count as usize)?;
-    let local = |at: &DateTime<Utc>| at.with_timezone(&out.tz).to_rfc3339();
+    print_fires(&schedule, out.tz, after, *count, out)
+}
+
+/// The next `count` fire times of `schedule` after `after`, in `zone` and UTC.
+fn print_fires(
+    schedule: &refnet_jobs::CronSchedule,
+    zone: Tz,
+    after: DateTime<Utc>,
+    count: u32,
+    out: &Output,
+) -> Result<(), Failure> {
+    let fires = schedule.upcoming(after, count as usize)?;
+    let local = |at: &DateTime<Utc>| at.with_timezone(&zone).to_rfc3339();
     let json = serde_json::json!({
-        "expr": expr,
-        "timezone": zone,
+        "expr": schedule.expr(),
+        "timezone": zone.name(),
         "after": after,
         "specific_time": schedule.is_specific_time(),
         "fires": fires.iter().map(|at| serde_json::json!({"utc": at, "local": local(at)})).collect::<Vec<_>>(),
@@ -504,14 +602,14 @@ fn cron(verb: &CronVerb, zone: &str, out: &Output) -> Result<(), Failure> {
         .iter()
         .map(|at| {
             vec![
-                at.with_timezone(&out.tz)
+                at.with_timezone(&zone)
                     .format("%Y-%m-%d %H:%M:%S %Z (%:z)")
                     .to_string(),
                 at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             ]
         })
         .collect();
-    let heading = format!("LOCAL ({})", out.tz.name());
+    let heading = format!("LOCAL ({})", zone.name());
     out.print(&json, &table::render(&[heading.as_str(), "UTC"], &rows));
     Ok(())
 }

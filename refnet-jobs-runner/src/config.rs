@@ -281,6 +281,17 @@ impl Config {
                     spec.max_attempts = max;
                 }
                 spec.enabled = entry.enabled && self.allows(entry);
+                spec.disabled_reason = if !self.allows(entry) {
+                    Some(format!(
+                        "only in {} (this runner: {})",
+                        entry.environments.join(", "),
+                        self.environment
+                    ))
+                } else if !entry.enabled {
+                    Some("enabled = false in the config".into())
+                } else {
+                    None
+                };
                 spec.misfire = entry.misfire;
                 spec.misfire_cap = entry.misfire_cap;
                 spec

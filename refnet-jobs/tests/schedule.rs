@@ -293,3 +293,120 @@ async fn an_impossible_schedule_written_with_sql_is_parked_and_the_others_still_
     assert!(parked.iter().all(|(_, next)| next.is_none()), "{parked:?}");
     assert!(fire_due(&pool).await.unwrap().is_empty());
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_paused_schedule_fires_nothing_keeps_its_pause_through_config_sync_and_resumes_without_stale_ticks(
+    pool: PgPool,
+) {
+    migrate(&pool).await.unwrap();
+    let cron = "* * * * *";
+    let spec = ScheduleSpec::new("every-minute", cron, "test.record");
+    schedule::sync_config(&pool, std::slice::from_ref(&spec))
+        .await
+        .unwrap();
+    schedule::pause(&pool, "every-minute").await.unwrap();
+    schedule::pause(&pool, "every-minute").await.unwrap();
+    simulate_downtime(&pool, "every-minute", cron, 10).await;
+    // A paused schedule never fires, even with a due tick stored.
+    assert!(fire_due(&pool).await.unwrap().is_empty());
+    // The runner restarting and syncing its config does not undo the pause.
+    schedule::sync_config(&pool, std::slice::from_ref(&spec))
+        .await
+        .unwrap();
+    let info = schedule::get(&pool, "every-minute").await.unwrap();
+    assert!(info.paused_at.is_some() && !info.is_active());
+    assert!(info.next_fire_at.is_none());
+    assert!(fire_due(&pool).await.unwrap().is_empty());
+
+    let now: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let next = schedule::resume(&pool, "every-minute").await.unwrap();
+    assert!(
+        next > now,
+        "resuming fires no tick that fell during the pause"
+    );
+    assert!(fire_due(&pool).await.unwrap().is_empty());
+    assert!(ticks_of(&pool, "every-minute").await.is_empty());
+    assert!(
+        schedule::get(&pool, "every-minute")
+            .await
+            .unwrap()
+            .is_active()
+    );
+
+    assert!(matches!(
+        schedule::pause(&pool, "nope").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        schedule::resume(&pool, "nope").await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_schedule_disabled_by_its_definition_says_why_and_is_not_resumed(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let gated = ScheduleSpec {
+        enabled: false,
+        disabled_reason: Some("only in production (this runner: development)".into()),
+        ..ScheduleSpec::new("daily-backup", "0 1 * * *", "t")
+    };
+    schedule::sync_config(&pool, &[gated]).await.unwrap();
+    let info = schedule::get(&pool, "daily-backup").await.unwrap();
+    assert!(!info.is_active());
+    assert_eq!(
+        info.spec.disabled_reason.as_deref(),
+        Some("only in production (this runner: development)")
+    );
+    let error = schedule::resume(&pool, "daily-backup").await.unwrap_err();
+    assert!(error.to_string().contains("only in production"), "{error}");
+    // Removed from the config: disabled, with that as the reason.
+    schedule::sync_config(&pool, &[ScheduleSpec::new("other", "0 1 * * *", "t")])
+        .await
+        .unwrap();
+    let removed = ScheduleSpec::new("removed", "0 1 * * *", "t");
+    schedule::sync_config(&pool, &[removed]).await.unwrap();
+    schedule::sync_config(&pool, &[]).await.unwrap();
+    let info = schedule::get(&pool, "removed").await.unwrap();
+    assert!(!info.spec.enabled);
+    assert!(
+        info.spec
+            .disabled_reason
+            .unwrap()
+            .contains("no longer in the runner's config")
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn triggering_a_schedule_enqueues_its_job_now_and_leaves_its_ticks_alone(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let spec = ScheduleSpec {
+        args: serde_json::json!({ "max_papers": 7 }),
+        queue: "maintenance".into(),
+        max_attempts: 2,
+        ..ScheduleSpec::new("weekly", "0 1 * * 0", "test.record")
+    };
+    schedule::upsert(&pool, &spec, "code").await.unwrap();
+    let before = schedule::get(&pool, "weekly").await.unwrap();
+    schedule::pause(&pool, "weekly").await.unwrap();
+    let id = schedule::trigger(&pool, "weekly").await.unwrap();
+    let job = refnet_jobs::get_job(&pool, id).await.unwrap().unwrap();
+    assert_eq!(job.task, "test.record");
+    assert_eq!(job.args, serde_json::json!({ "max_papers": 7 }));
+    assert_eq!((job.queue.as_str(), job.max_attempts), ("maintenance", 2));
+    assert_eq!(job.state, refnet_jobs::JobState::Available);
+    assert_eq!(job.tags, vec!["triggered".to_string()]);
+    assert_eq!(job.schedule_name.as_deref(), Some("weekly"));
+    let after = schedule::get(&pool, "weekly").await.unwrap();
+    assert_eq!(
+        after.last_fire_at, before.last_fire_at,
+        "no tick was consumed"
+    );
+    assert!(matches!(
+        schedule::trigger(&pool, "nope").await,
+        Err(Error::NotFound(_))
+    ));
+}

@@ -78,6 +78,9 @@ pub struct ScheduleSpec {
     pub misfire: MisfirePolicy,
     /// Most ticks fired at once under [`MisfirePolicy::All`].
     pub misfire_cap: i32,
+    /// Why it is disabled, shown by the CLI (e.g. gated to another environment).
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
 }
 
 impl ScheduleSpec {
@@ -95,6 +98,7 @@ impl ScheduleSpec {
             enabled: true,
             misfire: MisfirePolicy::Once,
             misfire_cap: 10,
+            disabled_reason: None,
         }
     }
 
@@ -146,6 +150,15 @@ pub struct ScheduleInfo {
     pub next_fire_at: Option<DateTime<Utc>>,
     /// State of the job made for the latest fired tick, if it still exists.
     pub last_job_state: Option<String>,
+    /// When an operator paused it (`refnet-jobs schedule disable`), if paused.
+    pub paused_at: Option<DateTime<Utc>>,
+}
+
+impl ScheduleInfo {
+    /// True when its next tick will fire: enabled and not paused.
+    pub fn is_active(&self) -> bool {
+        self.spec.enabled && self.paused_at.is_none()
+    }
 }
 
 /// Creates or updates one schedule. A new schedule, a changed expression or
@@ -198,4 +211,93 @@ pub async fn sync_config(pool: &PgPool, specs: &[ScheduleSpec]) -> Result<SyncRe
 /// Every stored schedule, by name.
 pub async fn list(pool: &PgPool) -> Result<Vec<ScheduleInfo>> {
     db::schedules::list(pool).await
+}
+
+/// One stored schedule.
+///
+/// Fails with [`Error::NotFound`] when there is none of that name.
+pub async fn get(pool: &PgPool, name: &str) -> Result<ScheduleInfo> {
+    list(pool)
+        .await?
+        .into_iter()
+        .find(|s| s.spec.name == name)
+        .ok_or_else(|| not_found(name))
+}
+
+fn not_found(name: &str) -> Error {
+    Error::NotFound(format!(
+        "schedule {name:?} (see `refnet-jobs schedule` for the names)"
+    ))
+}
+
+/// Pauses a schedule: it fires no tick until [`resume`], whatever its
+/// config says (a config sync keeps the pause). Pausing twice is harmless.
+///
+/// Fails with [`Error::NotFound`] for an unknown name.
+pub async fn pause(pool: &PgPool, name: &str) -> Result<()> {
+    if db::schedules::pause(pool, name).await? {
+        Ok(())
+    } else {
+        Err(not_found(name))
+    }
+}
+
+/// Resumes a paused schedule. Its next tick is the first one after now:
+/// ticks that fell while it was paused are never fired. Returns that tick.
+///
+/// Fails with [`Error::NotFound`] for an unknown name, and with
+/// [`Error::InvalidSchedule`] when its definition disables it (the reason
+/// is given: change it in the config).
+pub async fn resume(pool: &PgPool, name: &str) -> Result<DateTime<Utc>> {
+    let info = get(pool, name).await?;
+    if !info.spec.enabled {
+        return Err(Error::InvalidSchedule {
+            name: name.to_string(),
+            reason: format!(
+                "it is disabled by its definition ({}); enable it there",
+                info.spec
+                    .disabled_reason
+                    .as_deref()
+                    .unwrap_or("enabled = false")
+            ),
+        });
+    }
+    let cron = info.spec.validate()?;
+    let now = db::schedules::now(pool).await?;
+    let next = cron.next_after(now)?;
+    db::schedules::resume(pool, name, next).await?;
+    Ok(next)
+}
+
+/// Enqueues a schedule's job now, outside its cron (Celery's "run now"):
+/// same task, arguments, queue and attempts, tagged `triggered`, with the
+/// schedule's name and the database's now as its tick. The schedule's own
+/// ticks are unchanged. Works on paused and disabled schedules too.
+///
+/// Fails with [`Error::NotFound`] for an unknown name.
+pub async fn trigger(pool: &PgPool, name: &str) -> Result<uuid::Uuid> {
+    let info = get(pool, name).await?;
+    let spec = &info.spec;
+    let tags = vec!["triggered".to_string()];
+    let row = db::jobs::InsertRow {
+        id: uuid::Uuid::now_v7(),
+        task: &spec.task,
+        queue: &spec.queue,
+        args: &spec.args,
+        priority: spec.priority,
+        max_attempts: spec.max_attempts,
+        run_at: None,
+        unique_key: None,
+        schedule_name: Some(&spec.name),
+        scheduled_for: Some(db::schedules::now(pool).await?),
+        tags: &tags,
+        soft_limit_secs: None,
+        hard_limit_secs: None,
+    };
+    db::jobs::insert_tick(pool, &row)
+        .await?
+        .ok_or_else(|| Error::InvalidSchedule {
+            name: name.to_string(),
+            reason: "a job for this very instant exists already; trigger again".into(),
+        })
 }
