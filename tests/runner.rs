@@ -40,11 +40,16 @@ impl Drop for Runner {
 
 /// Starts the runner in `dir` with the shipped config; `url` None = embedded database.
 fn start_runner(dir: &Path, url: Option<&str>) -> Runner {
+    start_runner_with(dir, url, &shipped_config())
+}
+
+/// Starts the runner in `dir` with the config file at `config`.
+fn start_runner_with(dir: &Path, url: Option<&str>, config: &Path) -> Runner {
     let mut command = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"));
     command
         .current_dir(dir)
         .arg("--config")
-        .arg(shipped_config())
+        .arg(config)
         .env_remove("DATABASE_URL")
         .env_remove("DATABASE__HOST")
         .env_remove("DATABASE__DATABASE")
@@ -301,5 +306,80 @@ async fn with_no_database_the_runner_starts_a_throwaway_one_the_cli_finds() {
         std::fs::read_to_string(dir.join("runner.log")).unwrap_or_default()
     );
     assert!(!url_file.exists(), "the URL file goes with the server");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The stored schedules; none before the runner has migrated.
+async fn schedule_state(pool: &PgPool) -> Vec<(String, String, bool)> {
+    sqlx::query_as("SELECT name, cron, enabled FROM refnet_jobs.schedules ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_changed_config_is_reloaded_without_a_restart_and_a_broken_one_ignored(pool: PgPool) {
+    load_fixture(&pool).await;
+    let url = url_of(&pool).await;
+    let dir = temp_dir("reload");
+    let config = dir.join("refnet-jobs.toml");
+    let header =
+        "timezone = \"UTC\"\nenvironment = \"test\"\n[workers]\nqueues = { default = 1 }\n";
+    let entry = |name: &str, cron: &str| {
+        format!(
+            "[[schedules]]\nname = \"{name}\"\ncron = \"{cron}\"\ntask = \"refnet.scheduled.system_health_check\"\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "{header}{}{}",
+            entry("a", "0 1 * * *"),
+            entry("b", "0 2 * * *")
+        ),
+    )
+    .unwrap();
+    let runner = start_runner_with(&dir, Some(&url), &config);
+    wait_for(Duration::from_secs(60), "the first sync", || async {
+        schedule_state(&pool).await.len() == 2
+    })
+    .await;
+
+    // a changes, b goes, c comes: picked up from the file, no restart.
+    std::fs::write(
+        &config,
+        format!(
+            "{header}{}{}",
+            entry("a", "30 1 * * *"),
+            entry("c", "0 3 * * *")
+        ),
+    )
+    .unwrap();
+    let expected = vec![
+        ("a".to_string(), "30 1 * * *".to_string(), true),
+        ("b".to_string(), "0 2 * * *".to_string(), false),
+        ("c".to_string(), "0 3 * * *".to_string(), true),
+    ];
+    wait_for(Duration::from_secs(30), "the reload", || async {
+        schedule_state(&pool).await == expected
+    })
+    .await;
+
+    // A broken file changes nothing and the runner keeps going.
+    std::fs::write(&config, format!("{header}{}", entry("a", "not a cron"))).unwrap();
+    let log = dir.join("runner.log");
+    wait_for(
+        Duration::from_secs(30),
+        "the refusal in the log",
+        || async {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("config not reloaded")
+        },
+    )
+    .await;
+    assert_eq!(schedule_state(&pool).await, expected);
+    let status = stop(runner, Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}");
     std::fs::remove_dir_all(&dir).ok();
 }

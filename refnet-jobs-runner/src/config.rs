@@ -44,7 +44,7 @@ pub(crate) struct Config {
 
 /// Queues this runner works, with their concurrency, and how its workers
 /// hold, renew and give up jobs. Durations are in seconds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Workers {
     pub(crate) queues: BTreeMap<String, usize>,

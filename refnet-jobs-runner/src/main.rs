@@ -7,6 +7,7 @@ mod config;
 mod database;
 mod embedded_pg;
 mod logging;
+mod reload;
 mod tasks;
 
 use std::path::PathBuf;
@@ -81,7 +82,7 @@ async fn run(args: Args) -> Result<(), String> {
             started?
         }
     };
-    let result = serve(&config, &database, args.no_scheduler).await;
+    let result = serve(&config, &args.config, &database, args.no_scheduler).await;
     if let Some(embedded) = database.embedded {
         tokio::task::spawn_blocking(move || embedded.stop())
             .await
@@ -92,6 +93,7 @@ async fn run(args: Args) -> Result<(), String> {
 
 async fn serve(
     config: &Config,
+    config_path: &std::path::Path,
     database: &database::Database,
     no_scheduler: bool,
 ) -> Result<(), String> {
@@ -121,20 +123,10 @@ async fn serve(
     });
     let limits = config.workers.time_limits()?;
     let registry = tasks::registry(env, limits, config.workers.diagnostic_tasks);
-    check_schedule_tasks(&pool, config, &registry).await?;
-    let report = refnet_jobs::schedule::sync_config(&pool, &config.schedule_specs())
-        .await
-        .map_err(|e| e.to_string())?;
-    for entry in config.schedules.iter().filter(|e| !config.allows(e)) {
-        tracing::info!(schedule = %entry.name, environments = ?entry.environments,
-            environment = %config.environment, "schedule gated out in this environment (stored disabled)");
-    }
-    if !report.disabled.is_empty() {
-        tracing::info!(disabled = ?report.disabled, "schedules no longer in the config were disabled");
-    }
+    apply_schedules(&pool, config, &registry).await?;
 
     let mut builder = Worker::builder(pool.clone())
-        .registry(registry)
+        .registry(registry.clone())
         .config(config.workers.worker_config()?);
     for (queue, concurrency) in &config.workers.queues {
         builder = builder.queue(queue.clone(), *concurrency);
@@ -143,6 +135,13 @@ async fn serve(
 
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::spawn(reload::watch(
+        config_path.to_path_buf(),
+        config.clone(),
+        pool.clone(),
+        registry,
+        shutdown.clone(),
+    ));
     let scheduler =
         (!no_scheduler).then(|| tokio::spawn(Scheduler::new(pool.clone()).run(shutdown.clone())));
     tracing::info!(environment = %config.environment, schedules = config.schedules.len(), "runner started; Ctrl-C to stop");
@@ -153,6 +152,27 @@ async fn serve(
     }
     pool.close().await;
     outcome.map_err(|e| e.to_string())
+}
+
+/// Checks the config's schedules against the tasks and stores them (at start
+/// and at each reload).
+pub(crate) async fn apply_schedules(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    registry: &refnet_jobs::Registry,
+) -> Result<(), String> {
+    check_schedule_tasks(pool, config, registry).await?;
+    let report = refnet_jobs::schedule::sync_config(pool, &config.schedule_specs())
+        .await
+        .map_err(|e| e.to_string())?;
+    for entry in config.schedules.iter().filter(|e| !config.allows(e)) {
+        tracing::info!(schedule = %entry.name, environments = ?entry.environments,
+            environment = %config.environment, "schedule gated out in this environment (stored disabled)");
+    }
+    if !report.disabled.is_empty() {
+        tracing::info!(disabled = ?report.disabled, "schedules no longer in the config were disabled");
+    }
+    Ok(())
 }
 
 /// Refuses schedules whose arguments do not fit a task this runner runs, and
