@@ -410,3 +410,175 @@ async fn triggering_a_schedule_enqueues_its_job_now_and_leaves_its_ticks_alone(p
         Err(Error::NotFound(_))
     ));
 }
+
+/// Case B20 A: `*/5`, the scheduler down for 31 minutes. `once` fires one
+/// catch-up job for the latest missed tick, `skip` none, `all` each missed
+/// tick in order; then every schedule waits for its next tick.
+#[sqlx::test(migrations = false)]
+async fn b20_downtime_of_31_minutes_per_misfire_policy(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let cron_text = "*/5 * * * *";
+    for (name, policy) in [
+        ("once", MisfirePolicy::Once),
+        ("skip", MisfirePolicy::Skip),
+        ("all", MisfirePolicy::All),
+    ] {
+        let spec = ScheduleSpec {
+            misfire: policy,
+            ..ScheduleSpec::new(name, cron_text, "test.record")
+        };
+        schedule::upsert(&pool, &spec, "code").await.unwrap();
+        simulate_downtime(&pool, name, cron_text, 31).await;
+    }
+    let now: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let cron = CronSchedule::parse(cron_text, "UTC").unwrap();
+    let latest = cron.latest_at_or_before(now).unwrap();
+    if now - latest <= chrono::Duration::seconds(61) {
+        return; // The latest tick is on time, not missed: nothing to tell apart.
+    }
+    let mut missed = Vec::new();
+    let mut tick = cron
+        .next_after(now - chrono::Duration::minutes(31))
+        .unwrap();
+    while tick <= now {
+        missed.push(tick);
+        tick = cron.next_after(tick).unwrap();
+    }
+    assert!((6..=7).contains(&missed.len()), "{missed:?}");
+
+    let fired = fire_due(&pool).await.unwrap();
+    assert!(fired.iter().all(|t| t.catch_up));
+    assert_eq!(ticks_of(&pool, "once").await, vec![latest]);
+    assert!(ticks_of(&pool, "skip").await.is_empty());
+    assert_eq!(ticks_of(&pool, "all").await, missed);
+    let tags: Vec<Vec<String>> =
+        sqlx::query_scalar("SELECT tags FROM refnet_jobs.jobs WHERE schedule_name = 'once'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(tags, vec![vec![schedule::CATCH_UP_TAG.to_string()]]);
+    for info in schedule::list(&pool).await.unwrap() {
+        assert_eq!(info.next_fire_at, Some(cron.next_after(now).unwrap()));
+    }
+    assert!(fire_due(&pool).await.unwrap().is_empty());
+}
+
+/// Case B20 B: a weekly schedule disabled and enabled again later does not
+/// run at once; its next tick is the next real one.
+#[sqlx::test(migrations = false)]
+async fn b20_reenabling_a_weekly_schedule_fires_no_stale_tick(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let weekly = ScheduleSpec::new("weekly", "0 0 * * 0", "test.record");
+    schedule::sync_config(&pool, std::slice::from_ref(&weekly))
+        .await
+        .unwrap();
+    // Stored as if last fired weeks ago and due since (the scheduler was off).
+    sqlx::query(
+        "UPDATE refnet_jobs.schedules SET next_fire_at = now() - interval '12 days',
+             last_fire_at = now() - interval '19 days'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let off = ScheduleSpec {
+        enabled: false,
+        ..weekly.clone()
+    };
+    schedule::sync_config(&pool, &[off]).await.unwrap();
+    schedule::sync_config(&pool, &[weekly]).await.unwrap();
+    assert!(
+        fire_due(&pool).await.unwrap().is_empty(),
+        "no immediate run"
+    );
+    let now: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let next = schedule::get(&pool, "weekly")
+        .await
+        .unwrap()
+        .next_fire_at
+        .unwrap();
+    assert_eq!(
+        next,
+        CronSchedule::parse("0 0 * * 0", "UTC")
+            .unwrap()
+            .next_after(now)
+            .unwrap()
+    );
+    assert_eq!(next.format("%a %H:%M").to_string(), "Sun 00:00");
+}
+
+/// Case B16: the schedule's zone alone decides its ticks, whatever the
+/// session's and the database's time zones.
+#[sqlx::test(migrations = false)]
+async fn b16_ticks_ignore_the_database_and_session_time_zones(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db}\" SET timezone = 'Europe/Berlin'"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let berlin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET TIME ZONE 'America/New_York'")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let spec = ScheduleSpec {
+        timezone: "Asia/Tokyo".into(),
+        ..ScheduleSpec::new("tokyo-nine", "0 9 * * *", "test.record")
+    };
+    schedule::upsert(&berlin, &spec, "code").await.unwrap();
+    let now: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&berlin)
+        .await
+        .unwrap();
+    let next = schedule::get(&berlin, "tokyo-nine")
+        .await
+        .unwrap()
+        .next_fire_at
+        .unwrap();
+    assert_eq!(
+        next.format("%H:%M").to_string(),
+        "00:00",
+        "09:00 JST is 00:00 UTC"
+    );
+    assert!(next > now && next - now <= chrono::Duration::days(1));
+    // The latest real tick, stored as due: firing it under these session
+    // zones enqueues exactly that instant, 09:00 in Tokyo.
+    let latest = CronSchedule::parse("0 9 * * *", "Asia/Tokyo")
+        .unwrap()
+        .latest_at_or_before(now)
+        .unwrap();
+    sqlx::query("UPDATE refnet_jobs.schedules SET next_fire_at = $1")
+        .bind(latest)
+        .execute(&berlin)
+        .await
+        .unwrap();
+    fire_due(&berlin).await.unwrap();
+    let ticks = ticks_of(&berlin, "tokyo-nine").await;
+    assert_eq!(ticks, vec![latest]);
+    assert_eq!(
+        ticks[0]
+            .with_timezone(&chrono_tz::Asia::Tokyo)
+            .format("%H:%M")
+            .to_string(),
+        "09:00"
+    );
+}

@@ -5,7 +5,7 @@ mod cron;
 mod tick;
 
 pub use cron::CronSchedule;
-pub use tick::{FiredTick, MISFIRE_GRACE, Scheduler, fire_due};
+pub use tick::{CATCH_UP_TAG, FiredTick, MISFIRE_GRACE, Scheduler, fire_due};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

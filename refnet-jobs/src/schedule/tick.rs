@@ -31,7 +31,13 @@ pub struct FiredTick {
     pub scheduled_for: DateTime<Utc>,
     /// The job made for it.
     pub job_id: Uuid,
+    /// True for a tick fired late, after downtime (older than [`MISFIRE_GRACE`]);
+    /// its job carries the tag [`CATCH_UP_TAG`].
+    pub catch_up: bool,
 }
+
+/// The tag of a job made for a tick fired late, after downtime.
+pub const CATCH_UP_TAG: &str = "catch-up";
 
 /// Fires every due tick once: one transaction, due rows locked, jobs inserted,
 /// rows advanced. A schedule whose stored expression no longer parses is logged
@@ -62,7 +68,8 @@ pub async fn fire_due(pool: &PgPool) -> Result<Vec<FiredTick>> {
     }
     tx.commit().await?;
     for tick in &fired {
-        tracing::info!(schedule = %tick.schedule, tick = %tick.scheduled_for, job = %tick.job_id, "cron tick enqueued");
+        tracing::info!(schedule = %tick.schedule, tick = %tick.scheduled_for, job = %tick.job_id,
+            catch_up = tick.catch_up, "cron tick enqueued");
     }
     Ok(fired)
 }
@@ -73,7 +80,10 @@ async fn fire_one(conn: &mut sqlx::PgConnection, row: &DueRow) -> Result<Vec<Fir
     let ticks = ticks_to_fire(&cron, row)?;
     let next = cron.next_after(row.db_now)?;
     let mut fired = Vec::new();
+    let grace = chrono::Duration::from_std(MISFIRE_GRACE).unwrap_or_default();
+    let catch_up_tags = [CATCH_UP_TAG.to_string()];
     for tick in &ticks {
+        let catch_up = row.db_now - *tick > grace;
         let insert = InsertRow {
             id: Uuid::now_v7(),
             task: &row.task,
@@ -85,7 +95,7 @@ async fn fire_one(conn: &mut sqlx::PgConnection, row: &DueRow) -> Result<Vec<Fir
             unique_key: None,
             schedule_name: Some(&row.name),
             scheduled_for: Some(*tick),
-            tags: &[],
+            tags: if catch_up { &catch_up_tags } else { &[] },
             soft_limit_secs: None,
             hard_limit_secs: None,
         };
@@ -94,6 +104,7 @@ async fn fire_one(conn: &mut sqlx::PgConnection, row: &DueRow) -> Result<Vec<Fir
                 schedule: row.name.clone(),
                 scheduled_for: *tick,
                 job_id,
+                catch_up,
             });
         }
     }
