@@ -544,3 +544,92 @@ async fn bench_refuses_bad_options_before_touching_the_database(pool: PgPool) {
             .unwrap();
     assert!(schema.is_none(), "nothing was written");
 }
+
+#[sqlx::test(migrations = false)]
+async fn schedule_add_refuses_bad_patterns_writing_nothing_and_warns_about_the_or_rule(
+    pool: PgPool,
+) {
+    let url = setup(&pool).await;
+    let schedules = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM refnet_jobs.schedules")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    // Cases B12 and B13: refused fast, with a clear message, and no row.
+    for bad in [
+        "0/10 * * * *",
+        "5/20 * * * *",
+        "*/0 * * * *",
+        "0 0 30 2 *",
+        "0 0 31 4 *",
+        "0 0 31 2,4,6 *",
+    ] {
+        let started = std::time::Instant::now();
+        let out = cli(
+            &url,
+            &[
+                "schedule",
+                "add",
+                "x",
+                "--cron",
+                bad,
+                "--task",
+                "collect-papers",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains(bad), "{bad}: {}", stderr(&out));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{bad}"
+        );
+    }
+    // Case B16 D: a misspelt zone.
+    let out = cli(
+        &url,
+        &[
+            "schedule",
+            "add",
+            "x",
+            "--cron",
+            "0 9 * * *",
+            "--task",
+            "collect-papers",
+            "--tz",
+            "Asia/Tokio",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(schedules().await, 0);
+
+    // Case B10: both day fields restricted is allowed, with a warning.
+    let out = cli(
+        &url,
+        &[
+            "schedule",
+            "add",
+            "thursdays",
+            "--cron",
+            "0 5 2-8 * 4",
+            "--task",
+            "collect-papers",
+            "--tz",
+            "Asia/Tokyo",
+            "--args",
+            r#"{"max_papers": 5}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("either"), "{}", stderr(&out));
+    let listed = refnet_jobs::schedule::get(&pool, "thursdays")
+        .await
+        .unwrap();
+    assert_eq!(listed.spec.task, Collect::NAME, "the alias is resolved");
+    assert_eq!(listed.spec.timezone, "Asia/Tokyo");
+    assert_eq!(listed.spec.args, serde_json::json!({"max_papers": 5}));
+    assert_eq!(listed.source, "cli");
+    let out = cli(&url, &["schedule", "remove", "thursdays"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(schedules().await, 0);
+}

@@ -135,6 +135,32 @@ enum ScheduleAction {
         /// The schedule's name.
         name: String,
     },
+    /// Create or replace a schedule from the command line, read in the zone given by
+    /// --tz (default UTC); kept across config syncs.
+    Add {
+        /// The schedule's name.
+        name: String,
+        /// Cron expression: 5 fields, or 6 with seconds first.
+        #[arg(long)]
+        cron: String,
+        /// Task name or alias.
+        #[arg(long)]
+        task: String,
+        /// Arguments of each job, as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Queue of each job (default: the task's).
+        #[arg(long)]
+        queue: Option<String>,
+        /// After downtime: once (the latest missed tick), skip, or all.
+        #[arg(long, default_value = "once")]
+        misfire: String,
+    },
+    /// Delete a schedule (its past jobs stay in history).
+    Remove {
+        /// The schedule's name.
+        name: String,
+    },
     /// The next ticks of a stored schedule.
     Next {
         /// The schedule's name.
@@ -462,6 +488,24 @@ fn finished_state(text: &str) -> Result<refnet_jobs::JobState, Failure> {
 }
 
 /// Parses `--args`: a JSON object.
+/// A warning for an expression whose day-of-month and day-of-week are both
+/// restricted: cron runs on days matching *either* (`+` before the weekday asks for both).
+fn or_warning(expr: &str) -> Option<String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let (dom, dow) = match fields.len() {
+        5 => (fields[2], fields[4]),
+        6 => (fields[3], fields[5]),
+        _ => return None,
+    };
+    let restricted = |f: &str| !f.contains('*') && !f.contains('?');
+    (restricted(dom) && restricted(dow) && !dow.starts_with('+')).then(|| {
+        format!(
+            "day-of-month {dom:?} and day-of-week {dow:?} are both set, so the schedule runs on days \
+             matching either (cron's rule); write +{dow} to require both"
+        )
+    })
+}
+
 /// `--after`, or now.
 fn after_or_now(after: Option<&str>) -> Result<DateTime<Utc>, Failure> {
     match after {
@@ -504,6 +548,45 @@ async fn schedule(
             out.print(
                 &serde_json::json!({"name": name, "id": id}),
                 &format!("schedule {name} triggered: job {id}\n"),
+            );
+        }
+        ScheduleAction::Add {
+            name,
+            cron,
+            task,
+            args,
+            queue,
+            misfire,
+        } => {
+            let args = parse_args(&args)?;
+            let misfire = misfire
+                .parse()
+                .map_err(|e: refnet_jobs::Error| Failure::usage(e.to_string()))?;
+            let mut spec = refnet_jobs::ScheduleSpec::new(&name, &cron, &task);
+            spec.timezone = out.tz.name().to_string();
+            spec.args = args;
+            spec.misfire = misfire;
+            // Check the definition before touching the catalogue: bad input writes nothing.
+            let parsed = spec.validate().map_err(|e| Failure::usage(e.to_string()))?;
+            let info = refnet_jobs::resolve_task(pool, &task).await?;
+            spec.task = info.name.clone();
+            spec.queue = queue.unwrap_or(info.queue);
+            spec.max_attempts = info.max_attempts;
+            if let Some(warning) = or_warning(&cron) {
+                eprintln!("warning: {warning}");
+            }
+            schedule::upsert(pool, &spec, "cli").await?;
+            let next = parsed.next_after(Utc::now())?;
+            out.print(
+                &serde_json::json!({"name": name, "task": spec.task, "next_fire_at": next}),
+                &format!("schedule {name} saved; next tick {}\n", out.time(next)),
+            );
+        }
+        ScheduleAction::Remove { name } => {
+            schedule::remove(pool, &name).await?;
+            out.print(
+                &serde_json::json!({"name": name, "removed": true}),
+                &format!("schedule {name} removed\n"),
             );
         }
         ScheduleAction::Next { name, after, count } => {

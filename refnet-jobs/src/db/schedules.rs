@@ -224,3 +224,15 @@ pub(crate) async fn resume<'e>(
     .await?;
     Ok(())
 }
+
+/// Deletes schedule `name`; false when there is none.
+pub(crate) async fn remove<'e>(executor: impl PgExecutor<'e>, name: &str) -> Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM refnet_jobs.schedules WHERE name = $1")
+            .bind(name)
+            .execute(executor)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}

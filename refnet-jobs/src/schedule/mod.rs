@@ -230,6 +230,18 @@ fn not_found(name: &str) -> Error {
     ))
 }
 
+/// Deletes a schedule; the jobs it made stay in history. A schedule from the
+/// runner's config comes back at the runner's next config sync.
+///
+/// Fails with [`Error::NotFound`] for an unknown name.
+pub async fn remove(pool: &PgPool, name: &str) -> Result<()> {
+    if db::schedules::remove(pool, name).await? {
+        Ok(())
+    } else {
+        Err(not_found(name))
+    }
+}
+
 /// Pauses a schedule: it fires no tick until [`resume`], whatever its
 /// config says (a config sync keeps the pause). Pausing twice is harmless.
 ///
