@@ -82,3 +82,54 @@ pub async fn live_counts(pool: &PgPool) -> Result<Vec<QueueCount>> {
 pub async fn expired_lease_count(pool: &PgPool) -> Result<i64> {
     db::jobs::expired_lease_count(pool).await
 }
+
+/// One task's finished jobs over a period, as `history --summary` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskSummary {
+    /// The task.
+    pub task: String,
+    /// Jobs finished.
+    pub runs: i64,
+    /// Of which failed.
+    pub failures: i64,
+    /// Of which cancelled.
+    pub cancelled: i64,
+    /// Completed share of the runs, 0 to 1.
+    pub success_rate: f64,
+    /// Median duration of the last attempt, in seconds.
+    pub median_secs: Option<f64>,
+    /// 95th percentile of that duration, in seconds.
+    pub p95_secs: Option<f64>,
+    /// When the latest failure finished.
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// Its last error.
+    pub last_error: Option<String>,
+}
+
+/// Per task, the jobs of `filter` (its state and limit aside): runs,
+/// failures, success rate, median and p95 duration, latest failure.
+///
+/// Fails with [`crate::Error::Database`] when the query fails.
+pub async fn summary(pool: &PgPool, filter: &HistoryFilter) -> Result<Vec<TaskSummary>> {
+    Ok(
+        db::jobs::summary(pool, filter.since, filter.task.as_deref(), filter.queue.as_deref())
+            .await?
+            .into_iter()
+            .map(|row| TaskSummary {
+                success_rate: if row.runs == 0 {
+                    0.0
+                } else {
+                    (row.runs - row.failures - row.cancelled) as f64 / row.runs as f64
+                },
+                task: row.task,
+                runs: row.runs,
+                failures: row.failures,
+                cancelled: row.cancelled,
+                median_secs: row.median_secs,
+                p95_secs: row.p95_secs,
+                last_failure_at: row.last_failure_at,
+                last_error: row.last_error,
+            })
+            .collect(),
+    )
+}

@@ -62,9 +62,11 @@ mod limits;
 mod maintenance;
 mod migrate;
 mod notify;
+mod queues;
 mod retry;
 mod revoke;
 pub mod schedule;
+mod status;
 mod task;
 mod worker;
 mod workers;
@@ -78,15 +80,19 @@ pub use enqueue::{
 };
 pub use error::{Error, Result};
 pub use history::{
-    HistoryFilter, QueueCount, expired_lease_count, finished as history, job as get_job,
-    live_counts,
+    HistoryFilter, QueueCount, TaskSummary, expired_lease_count, finished as history,
+    job as get_job, live_counts, summary as history_summary,
 };
 pub use job::{AttemptError, Job, JobState};
 pub use limits::TimeLimits;
-pub use maintenance::{DEFAULT_PRUNE_BATCH, DEFAULT_RETENTION_DAYS, Pruned, prune};
+pub use maintenance::{
+    DEFAULT_PRUNE_BATCH, DEFAULT_RETENTION_DAYS, PurgeGroup, Pruned, Purged, prunable, prune, purge,
+};
 pub use migrate::{MIGRATIONS_TABLE, embedded_migrations, migrate};
+pub use queues::{QueueInfo, list_queues, pause_queue, resume_queue};
 pub use retry::RetryPolicy;
-pub use revoke::{Revoked, revoke};
+pub use status::{NextTick, Status, status};
+pub use revoke::{Revoked, retry, revoke, revoke_with};
 pub use schedule::{CronSchedule, MisfirePolicy, ScheduleSpec, Scheduler};
 pub use task::{JobContext, Registry, Task, TaskError, TaskOptions};
 pub use worker::{Worker, WorkerBuilder, WorkerConfig};

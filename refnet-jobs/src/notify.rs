@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::db::{CANCEL_CHANNEL, CHANNEL};
 
-/// Called with the id of each job revoked while running.
-pub(crate) type OnRevoke = Arc<dyn Fn(Uuid) + Send + Sync>;
+/// Called with the id of each job revoked while running, and whether the
+/// revoke asks to drop it at once (`terminate`).
+pub(crate) type OnRevoke = Arc<dyn Fn(Uuid, bool) + Send + Sync>;
 
 /// Listens on the jobs channel and wakes the fetch loop of the queue named in
 /// each notification, and on the cancel channel, handing each revoked id to
@@ -51,8 +52,10 @@ pub(crate) async fn listen(
             };
             match received {
                 Ok(Some(notification)) if notification.channel() == CANCEL_CHANNEL => {
-                    if let Ok(id) = notification.payload().parse::<Uuid>() {
-                        on_revoke(id);
+                    // "<id>" or "<id> terminate".
+                    let mut words = notification.payload().split(' ');
+                    if let Some(Ok(id)) = words.next().map(str::parse::<Uuid>) {
+                        on_revoke(id, words.next() == Some("terminate"));
                     }
                 }
                 Ok(Some(notification)) => {

@@ -37,7 +37,20 @@ pub enum Revoked {
 /// [`Error::AlreadyFinished`] for a job that has finished (its state is left
 /// as it was).
 pub async fn revoke<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<Revoked> {
-    let row = db::jobs::revoke(executor, id, "revoked before it started")
+    revoke_with(executor, id, false).await
+}
+
+/// [`revoke`], and with `terminate` a running job is dropped at once,
+/// without the cancel grace in which it may stop on its own (Celery's
+/// `revoke(terminate=True)`).
+///
+/// Fails as [`revoke`] does.
+pub async fn revoke_with<'e>(
+    executor: impl PgExecutor<'e>,
+    id: Uuid,
+    terminate: bool,
+) -> Result<Revoked> {
+    let row = db::jobs::revoke(executor, id, "revoked before it started", terminate)
         .await?
         .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
     let before: JobState = row.before.parse()?;
@@ -48,4 +61,25 @@ pub async fn revoke<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<Revok
         state if state.is_finished() => Err(Error::AlreadyFinished { id, state }),
         was => Ok(Revoked::Cancelled { was }),
     }
+}
+
+/// Re-runs a `failed` or `cancelled` job as a new attempt: it goes back in
+/// line now, keeping its errors, with one more attempt allowed if it had
+/// used them all. Returns the state it had.
+///
+/// Fails with [`Error::NotFound`] for an unknown id, with
+/// [`Error::InvalidOption`] for a job that is waiting, running or completed,
+/// and with [`Error::Database`] when another live job now holds its unique
+/// key.
+pub async fn retry<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<JobState> {
+    let (state, changed) = db::jobs::retry(executor, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+    let state: JobState = state.parse()?;
+    if !changed {
+        return Err(Error::InvalidOption(format!(
+            "job {id} is {state}; only failed or cancelled jobs can be retried"
+        )));
+    }
+    Ok(state)
 }

@@ -115,6 +115,7 @@ async fn migrations_live_in_their_own_schema_and_table_and_rerun_cleanly(pool: P
         vec![
             "refnet_jobs._migrations",
             "refnet_jobs.jobs",
+            "refnet_jobs.queues",
             "refnet_jobs.schedules",
             "refnet_jobs.tasks",
             "refnet_jobs.workers"

@@ -486,7 +486,8 @@ pub(crate) async fn unclaim<'e>(
 }
 
 /// Extends the leases of the jobs this worker holds, each at its attempt.
-/// Returns the jobs still held, each with whether a revoke is waiting for it;
+/// Returns the jobs still held, each with whether a revoke is waiting for it
+/// and whether that revoke asks to terminate;
 /// a job missing from the answer was taken from this worker (rescued after
 /// its lease expired, or deleted).
 pub(crate) async fn heartbeat<'e>(
@@ -494,7 +495,7 @@ pub(crate) async fn heartbeat<'e>(
     held: &[(Uuid, i32)],
     worker_id: &str,
     lease_secs: f64,
-) -> Result<Vec<(Uuid, bool)>> {
+) -> Result<Vec<(Uuid, bool, bool)>> {
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
     Ok(sqlx::query_as(
         "UPDATE refnet_jobs.jobs j
@@ -502,7 +503,7 @@ pub(crate) async fn heartbeat<'e>(
          FROM unnest($1::uuid[], $4::int[]) AS h(id, attempt)
          WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker_id = $2
            AND j.state = 'running'
-         RETURNING j.id, j.cancel_requested_at IS NOT NULL",
+         RETURNING j.id, j.cancel_requested_at IS NOT NULL, j.cancel_terminate",
     )
     .bind(&ids)
     .bind(worker_id)
@@ -550,6 +551,7 @@ pub(crate) async fn revoke<'e>(
     executor: impl PgExecutor<'e>,
     id: Uuid,
     reason: &str,
+    terminate: bool,
 ) -> Result<Option<RevokeRow>> {
     Ok(sqlx::query_as(
         "WITH old AS (
@@ -557,6 +559,7 @@ pub(crate) async fn revoke<'e>(
          ), changed AS (
              UPDATE refnet_jobs.jobs j
              SET cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+                 cancel_terminate = j.cancel_terminate OR $3,
                  state = CASE WHEN j.state = 'running' THEN 'running' ELSE 'cancelled' END,
                  finished_at = CASE WHEN j.state = 'running' THEN NULL ELSE now() END,
                  errors = CASE WHEN j.state = 'running' THEN j.errors
@@ -567,13 +570,16 @@ pub(crate) async fn revoke<'e>(
                AND old.state IN ('scheduled', 'available', 'retryable', 'running')
              RETURNING j.id, j.state, j.worker_id,
                  CASE WHEN j.state = 'running'
-                      THEN pg_notify('refnet_jobs_cancel', j.id::text) IS NULL END AS notified
+                      THEN pg_notify('refnet_jobs_cancel',
+                                     j.id::text || CASE WHEN $3 THEN ' terminate' ELSE '' END)
+                           IS NULL END AS notified
          )
          SELECT old.state AS before, changed.worker_id, changed.notified
          FROM old LEFT JOIN changed ON changed.id = old.id",
     )
     .bind(id)
     .bind(reason)
+    .bind(terminate)
     .fetch_optional(executor)
     .await?)
 }
@@ -720,4 +726,142 @@ pub(crate) async fn delete_finished_before<'e>(
     .execute(executor)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Waiting jobs per queue and task that [`purge_waiting`] would delete.
+pub(crate) async fn count_waiting<'e>(
+    executor: impl PgExecutor<'e>,
+    queue: Option<&str>,
+    task: Option<&str>,
+) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT queue, task, count(*) FROM refnet_jobs.jobs
+         WHERE state IN ('scheduled', 'available', 'retryable')
+           AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR task = $2)
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(queue)
+    .bind(task)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Deletes waiting jobs (never running or finished ones), skipping rows a
+/// worker is claiming this instant. Returns the deleted jobs' queue and task.
+pub(crate) async fn purge_waiting<'e>(
+    executor: impl PgExecutor<'e>,
+    queue: Option<&str>,
+    task: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "DELETE FROM refnet_jobs.jobs
+         WHERE id = ANY(ARRAY(
+             SELECT id FROM refnet_jobs.jobs
+             WHERE state IN ('scheduled', 'available', 'retryable')
+               AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR task = $2)
+             FOR UPDATE SKIP LOCKED
+         ))
+           AND state IN ('scheduled', 'available', 'retryable')
+         RETURNING queue, task",
+    )
+    .bind(queue)
+    .bind(task)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Puts a failed or cancelled job back in line for one more attempt; its
+/// errors stay. Returns the state it had, `None` when there is no such job;
+/// a job in another state is left alone.
+pub(crate) async fn retry<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<Option<(String, bool)>> {
+    Ok(sqlx::query_as(concat!(
+        "WITH old AS (
+             SELECT id, state FROM refnet_jobs.jobs WHERE id = $1 FOR UPDATE
+         ), changed AS (
+             UPDATE refnet_jobs.jobs j
+             SET state = 'available', run_at = now(), finished_at = NULL, result = NULL,
+                 cancel_requested_at = NULL, cancel_terminate = false, lease_expires_at = NULL,
+                 max_attempts = greatest(j.max_attempts, j.attempt + 1)
+             FROM old
+             WHERE j.id = old.id AND old.state IN ('failed', 'cancelled')
+             RETURNING j.id, j.queue, j.state
+         ), ",
+        wake_available!(),
+        " SELECT old.state, EXISTS (SELECT 1 FROM changed) FROM old, woken"
+    ))
+    .bind(id)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// Finished jobs that finished more than `age_secs` ago (what a prune would delete).
+pub(crate) async fn count_finished_before<'e>(
+    executor: impl PgExecutor<'e>,
+    age_secs: f64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM refnet_jobs.jobs
+         WHERE finished_at IS NOT NULL
+           AND finished_at < now() - make_interval(secs => $1)
+           AND state IN ('completed', 'failed', 'cancelled')",
+    )
+    .bind(age_secs)
+    .fetch_one(executor)
+    .await?)
+}
+
+/// Running jobs, oldest first, at most `limit`.
+pub(crate) async fn running<'e>(executor: impl PgExecutor<'e>, limit: i64) -> Result<Vec<Job>> {
+    let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {JOB_COLUMNS} FROM refnet_jobs.jobs WHERE state = 'running'
+         ORDER BY started_at LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter().map(JobRow::into_job).collect()
+}
+
+/// Per task over jobs finished since `since`: runs, failures, cancellations,
+/// median and p95 duration in seconds, and the latest failure.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    pub(crate) task: String,
+    pub(crate) runs: i64,
+    pub(crate) failures: i64,
+    pub(crate) cancelled: i64,
+    pub(crate) median_secs: Option<f64>,
+    pub(crate) p95_secs: Option<f64>,
+    pub(crate) last_failure_at: Option<DateTime<Utc>>,
+    pub(crate) last_error: Option<String>,
+}
+
+/// See [`SummaryRow`].
+pub(crate) async fn summary<'e>(
+    executor: impl PgExecutor<'e>,
+    since: DateTime<Utc>,
+    task: Option<&str>,
+    queue: Option<&str>,
+) -> Result<Vec<SummaryRow>> {
+    Ok(sqlx::query_as(
+        "SELECT task, count(*) AS runs,
+                count(*) FILTER (WHERE state = 'failed') AS failures,
+                count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                percentile_cont(0.5) WITHIN GROUP (
+                    ORDER BY extract(epoch FROM finished_at - started_at))::float8 AS median_secs,
+                percentile_cont(0.95) WITHIN GROUP (
+                    ORDER BY extract(epoch FROM finished_at - started_at))::float8 AS p95_secs,
+                max(finished_at) FILTER (WHERE state = 'failed') AS last_failure_at,
+                (array_agg(errors -> -1 ->> 'error' ORDER BY finished_at DESC)
+                     FILTER (WHERE state = 'failed'))[1] AS last_error
+         FROM refnet_jobs.jobs
+         WHERE finished_at IS NOT NULL AND finished_at >= $1
+           AND ($2::text IS NULL OR task = $2) AND ($3::text IS NULL OR queue = $3)
+         GROUP BY task ORDER BY task",
+    )
+    .bind(since)
+    .bind(task)
+    .bind(queue)
+    .fetch_all(executor)
+    .await?)
 }

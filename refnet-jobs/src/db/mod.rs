@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod jobs;
+pub(crate) mod queues;
 pub(crate) mod schedules;
 pub(crate) mod tasks;
 pub(crate) mod workers;

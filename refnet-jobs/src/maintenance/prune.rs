@@ -76,3 +76,18 @@ pub async fn prune(pool: &PgPool, older_than: Duration, batch: usize) -> Result<
     );
     Ok(pruned)
 }
+
+/// How many finished jobs a [`prune`] with `older_than` would delete now
+/// (for a dry run).
+///
+/// Fails with [`Error::InvalidOption`] for an age too large to express and
+/// [`Error::Database`] when the count fails.
+pub async fn prunable(pool: &PgPool, older_than: Duration) -> Result<i64> {
+    let age = older_than.as_secs_f64();
+    if !age.is_finite() || age > 1e12 {
+        return Err(Error::InvalidOption(format!(
+            "retention {older_than:?} is out of range"
+        )));
+    }
+    db::jobs::count_finished_before(pool, age).await
+}

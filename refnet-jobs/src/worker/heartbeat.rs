@@ -86,9 +86,9 @@ async fn beat(shared: &Shared, queues: &[String], control: &mut Control) -> crat
         return Ok(());
     }
     let renewed = db::jobs::heartbeat(&mut *conn, &held, &shared.id, lease).await?;
-    let still: HashSet<uuid::Uuid> = renewed.iter().map(|(id, _)| *id).collect();
-    for (id, revoked) in renewed {
-        if revoked && shared.held.revoke(id, shared.config.cancel_grace) {
+    let still: HashSet<uuid::Uuid> = renewed.iter().map(|(id, _, _)| *id).collect();
+    for (id, revoked, terminate) in renewed {
+        if revoked && shared.held.revoke(id, shared.config.cancel_grace, terminate) {
             tracing::info!(job = %id, "revoke found by heartbeat; cancelling the job");
         }
     }

@@ -108,19 +108,31 @@ impl Held {
     }
 
     /// Revokes a held job: its cancel token fires now and, if it has not
-    /// finished after `grace`, its future is dropped. False when the job is
-    /// not held here or was already revoked.
-    pub(crate) fn revoke(&self, id: Uuid, grace: Duration) -> bool {
+    /// finished after `grace`, its future is dropped (at once with
+    /// `terminate`, which also hurries a revoke already under way). False
+    /// when the job is not held here or there was nothing more to do.
+    pub(crate) fn revoke(&self, id: Uuid, grace: Duration, terminate: bool) -> bool {
         let interrupt = {
             let mut jobs = self.lock();
             let Some(entry) = jobs.get_mut(&id) else {
                 return false;
             };
-            if entry.finished || matches!(entry.stop, Some(Stop::Revoked | Stop::LeaseLost)) {
+            if entry.finished || entry.stop == Some(Stop::LeaseLost) {
+                return false;
+            }
+            if entry.stop == Some(Stop::Revoked) {
+                if terminate && !entry.interrupt.is_cancelled() {
+                    entry.interrupt.cancel();
+                    return true;
+                }
                 return false;
             }
             entry.stop = Some(Stop::Revoked);
             entry.cancel.cancel();
+            if terminate {
+                entry.interrupt.cancel();
+                return true;
+            }
             entry.interrupt.clone()
         };
         tokio::spawn(async move {

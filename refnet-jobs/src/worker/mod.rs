@@ -283,8 +283,8 @@ impl Worker {
         let loops_done = CancellationToken::new();
         if self.shared.config.listen {
             let shared = self.shared.clone();
-            let on_revoke: crate::notify::OnRevoke = Arc::new(move |id| {
-                if shared.held.revoke(id, shared.config.cancel_grace) {
+            let on_revoke: crate::notify::OnRevoke = Arc::new(move |id, terminate| {
+                if shared.held.revoke(id, shared.config.cancel_grace, terminate) {
                     tracing::info!(job = %id, "job revoked; cancelling it");
                 }
             });
