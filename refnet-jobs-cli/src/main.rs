@@ -4,14 +4,18 @@
 
 mod bench;
 mod bench_peer;
+mod duration;
+mod purge;
+mod run;
 mod table;
+mod views;
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
-use refnet_jobs::{HistoryFilter, Job, NewJob};
+use refnet_jobs::{HistoryFilter, Job};
 
 /// Inspect and steer refnet-jobs: run tasks, list schedules, read history.
 #[derive(Debug, Parser)]
@@ -36,25 +40,7 @@ enum Command {
     /// Create or upgrade the refnet_jobs schema.
     Migrate,
     /// Enqueue a task now, by full name or short name (e.g. collect-papers).
-    Run {
-        /// Task name or alias.
-        task: String,
-        /// Arguments as a JSON object, or @FILE to read them from a file (@- for stdin).
-        #[arg(long, default_value = "{}")]
-        args: String,
-        /// Queue (default: the task's own).
-        #[arg(long)]
-        queue: Option<String>,
-        /// Higher runs first.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        priority: i16,
-        /// Soft time limit in seconds: the job is asked to stop (default: the task's).
-        #[arg(long, value_name = "SECS")]
-        soft_limit: Option<f64>,
-        /// Hard time limit in seconds: the attempt is stopped and fails (default: the task's).
-        #[arg(long, value_name = "SECS")]
-        hard_limit: Option<f64>,
-    },
+    Run(run::RunArgs),
     /// List the known tasks (what runners and services have registered).
     Tasks,
     /// Check cron expressions without a database.
@@ -84,21 +70,65 @@ enum Command {
         /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// Per task instead: runs, failures, success rate, median and p95 duration, last failure.
+        #[arg(long)]
+        summary: bool,
     },
     /// Revoke a job: a waiting one is cancelled at once, a running one is
     /// stopped by its worker (after its cancel grace) and ends cancelled.
     Revoke {
         /// The job's id.
         id: uuid::Uuid,
+        /// Drop a running job at once, without the grace in which it may stop on its own.
+        #[arg(long)]
+        terminate: bool,
+    },
+    /// Re-run a failed or cancelled job as a new attempt (its errors are kept).
+    Retry {
+        /// The job's id.
+        id: uuid::Uuid,
+    },
+    /// One job: every attempt with its error, its result, timings, lease holder.
+    Show {
+        /// The job's id.
+        id: uuid::Uuid,
+    },
+    /// Workers, running jobs, queues and the next ticks, in one view.
+    Status,
+    /// Queues: list them (the default), pause or resume one.
+    Queue {
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+    },
+    /// Delete waiting jobs (never running ones); asks first unless --yes.
+    Purge {
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this task (name or alias).
+        #[arg(long)]
+        task: Option<String>,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask (needed when not on a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Workers that recorded themselves, live ones first.
     Workers,
     /// Delete finished jobs older than the retention, in small batches.
     Prune {
-        /// Keep jobs that finished within this many days.
-        #[arg(long, default_value_t = refnet_jobs::DEFAULT_RETENTION_DAYS,
-              value_parser = clap::value_parser!(u32).range(1..=36_500))]
-        older_than_days: u32,
+        /// Delete jobs that finished longer ago than this (e.g. 7d, 12h; default 30d).
+        #[arg(long, value_name = "DURATION", value_parser = duration::parse,
+              conflicts_with = "older_than_days")]
+        older_than: Option<std::time::Duration>,
+        /// The same in days (kept for scripts written before --older-than).
+        #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        older_than_days: Option<u32>,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
         /// Rows deleted per transaction.
         #[arg(long, default_value_t = refnet_jobs::DEFAULT_PRUNE_BATCH as u32,
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -111,6 +141,24 @@ enum Command {
     BenchPeer {
         #[command(subcommand)]
         verb: bench_peer::Verb,
+    },
+}
+
+/// `refnet-jobs queue …`.
+#[derive(Debug, Subcommand)]
+enum QueueAction {
+    /// Queues with waiting and running jobs, the oldest wait, and pauses.
+    List,
+    /// Pause a queue: workers take nothing more from it (within a second) and
+    /// finish what they hold; enqueueing goes on.
+    Pause {
+        /// The queue.
+        name: String,
+    },
+    /// Resume a paused queue.
+    Resume {
+        /// The queue.
+        name: String,
     },
 }
 
@@ -192,16 +240,33 @@ enum CronVerb {
 }
 
 /// A failure: its message and exit code.
-struct Failure {
-    message: String,
-    code: u8,
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) code: u8,
 }
 
 impl Failure {
+    /// Bad usage (exit 2).
     fn usage(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
             code: 2,
+        }
+    }
+
+    /// A failed operation (exit 1).
+    fn failed(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
+
+    /// An exit code whose reason was printed already.
+    fn silent(code: u8) -> Self {
+        Failure {
+            message: String::new(),
+            code,
         }
     }
 }
@@ -226,7 +291,9 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("error: {}", failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -241,21 +308,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|_| Failure::usage(format!("unknown time zone {:?} for --tz", cli.tz)))?;
     let out = Output { json: cli.json, tz };
     // Check input before touching the database, so bad input writes nothing.
-    let mut run_args = None;
-    if let Command::Run {
-        args,
-        queue,
-        soft_limit,
-        hard_limit,
-        ..
-    } = &cli.command
-    {
-        run_args = Some(parse_args(args)?);
-        if queue.as_deref().is_some_and(|q| q.trim().is_empty()) {
-            return Err(Failure::usage("--queue needs a queue name"));
-        }
-        refnet_jobs::TimeLimits::from_secs(*soft_limit, *hard_limit)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+    let mut checked_run = None;
+    if let Command::Run(run) = &cli.command {
+        checked_run = Some(run::check(run)?);
     }
     if let Command::Bench(args) = &cli.command {
         args.validate().map_err(Failure::usage)?;
@@ -277,46 +332,84 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
         }
         Command::Prune {
+            older_than,
             older_than_days,
+            dry_run,
             batch,
         } => {
-            let age = std::time::Duration::from_secs(u64::from(older_than_days) * 86_400);
+            let age = older_than.unwrap_or_else(|| {
+                let days = older_than_days.unwrap_or(refnet_jobs::DEFAULT_RETENTION_DAYS);
+                std::time::Duration::from_secs(u64::from(days) * 86_400)
+            });
+            let older = views::human_secs(age.as_secs_f64());
+            if dry_run {
+                let count = refnet_jobs::prunable(&pool, age).await?;
+                out.print(
+                    &serde_json::json!({"dry_run": true, "would_delete": count}),
+                    &format!("would delete {count} finished jobs older than {older} (dry run)\n"),
+                );
+                return Ok(());
+            }
             let pruned = refnet_jobs::prune(&pool, age, batch as usize).await?;
             out.print(
                 &serde_json::json!(pruned),
                 &format!(
-                    "deleted {} finished jobs older than {older_than_days} days ({} batches, {:.1} s)\n",
+                    "deleted {} finished jobs older than {older} ({} batches, {:.1} s)\n",
                     pruned.deleted, pruned.batches, pruned.seconds
                 ),
             );
         }
-        Command::Run {
-            task,
-            args,
-            queue,
-            priority,
-            soft_limit,
-            hard_limit,
-        } => {
-            let args = match run_args {
-                Some(parsed) => parsed,
-                None => parse_args(&args)?,
+        Command::Run(args) => {
+            let checked = match checked_run {
+                Some(checked) => checked,
+                None => run::check(&args)?,
             };
-            let info = refnet_jobs::resolve_task(&pool, &task).await?;
-            let queue = queue.unwrap_or(info.queue.clone());
-            let job = NewJob::new(&info.name, args)
-                .queue(&queue)
-                .priority(priority)
-                .max_attempts(info.max_attempts)
-                .time_limits(refnet_jobs::TimeLimits::from_secs(soft_limit, hard_limit)?);
-            let enqueued = refnet_jobs::enqueue(&pool, &job).await?;
+            run::run(&pool, args, checked, &out).await?;
+        }
+        Command::Retry { id } => {
+            let was = refnet_jobs::retry(&pool, id).await?;
             out.print(
-                &serde_json::json!({"id": enqueued.id, "task": info.name, "queue": queue, "inserted": enqueued.inserted}),
-                &format!("enqueued {} on queue {queue}: job {}\n", info.name, enqueued.id),
+                &serde_json::json!({"id": id, "was": was, "state": "available"}),
+                &format!("job {id} ({was}) is back in line for another attempt\n"),
             );
         }
-        Command::Revoke { id } => {
-            let revoked = refnet_jobs::revoke(&pool, id).await?;
+        Command::Show { id } => {
+            let job = refnet_jobs::get_job(&pool, id)
+                .await?
+                .ok_or_else(|| Failure::failed(format!("job {id} not found")))?;
+            views::show(&job, Utc::now(), &out);
+        }
+        Command::Status => views::status(&refnet_jobs::status(&pool).await?, &out),
+        Command::Queue { action } => {
+            match action.unwrap_or(QueueAction::List) {
+                QueueAction::List => {
+                    let queues = refnet_jobs::list_queues(&pool).await?;
+                    out.print(&queues, &views::queues_table(&queues));
+                }
+                QueueAction::Pause { name } => {
+                    refnet_jobs::pause_queue(&pool, &name).await?;
+                    out.print(
+                    &serde_json::json!({"queue": name, "paused": true}),
+                    &format!("queue {name} paused; workers finish what they hold and take nothing more\n"),
+                );
+                }
+                QueueAction::Resume { name } => {
+                    refnet_jobs::resume_queue(&pool, &name).await?;
+                    out.print(
+                        &serde_json::json!({"queue": name, "paused": false}),
+                        &format!("queue {name} resumed\n"),
+                    );
+                }
+            }
+        }
+        Command::Purge {
+            queue,
+            task,
+            dry_run,
+            yes,
+        } => purge::purge(&pool, queue, task, dry_run, yes, &out).await?,
+        Command::Revoke { id, terminate } => {
+            let revoked = refnet_jobs::revoke_with(&pool, id, terminate).await?;
             let text = match &revoked {
                 refnet_jobs::Revoked::Cancelled { was } => {
                     format!("job {id} cancelled (it was {was}); it will not run\n")
@@ -385,6 +478,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             state,
             queue,
             limit,
+            summary,
         } => {
             if limit < 1 {
                 return Err(Failure::usage("--limit must be at least 1"));
@@ -409,6 +503,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 limit,
                 ..HistoryFilter::last_days(days)
             };
+            if summary {
+                let rows = refnet_jobs::history_summary(&pool, &filter).await?;
+                views::summary(&rows, days, &out);
+                return Ok(());
+            }
             let jobs = refnet_jobs::history(&pool, &filter).await?;
             let rows = jobs
                 .iter()
@@ -466,7 +565,7 @@ fn history_row(job: &Job, out: &Output) -> Vec<String> {
     ]
 }
 
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
@@ -698,7 +797,7 @@ fn print_fires(
 }
 
 /// `--args`: a JSON object, or `@path` to read one from a file (`@-`: standard input).
-fn parse_args(text: &str) -> Result<serde_json::Value, Failure> {
+pub(crate) fn parse_args(text: &str) -> Result<serde_json::Value, Failure> {
     let read;
     let text = match text.strip_prefix('@') {
         Some("-") => {
@@ -746,13 +845,13 @@ fn database_url(flag: Option<String>) -> Result<String, Failure> {
 }
 
 /// How results are printed.
-struct Output {
-    json: bool,
-    tz: Tz,
+pub(crate) struct Output {
+    pub(crate) json: bool,
+    pub(crate) tz: Tz,
 }
 
 impl Output {
-    fn print<T: serde::Serialize + ?Sized>(&self, value: &T, text: &str) {
+    pub(crate) fn print<T: serde::Serialize + ?Sized>(&self, value: &T, text: &str) {
         if self.json {
             match serde_json::to_string_pretty(value) {
                 Ok(json) => println!("{json}"),
@@ -763,7 +862,7 @@ impl Output {
         }
     }
 
-    fn time(&self, at: DateTime<Utc>) -> String {
+    pub(crate) fn time(&self, at: DateTime<Utc>) -> String {
         at.with_timezone(&self.tz)
             .format("%Y-%m-%d %H:%M:%S %Z")
             .to_string()

@@ -111,25 +111,28 @@ pub struct TaskSummary {
 ///
 /// Fails with [`crate::Error::Database`] when the query fails.
 pub async fn summary(pool: &PgPool, filter: &HistoryFilter) -> Result<Vec<TaskSummary>> {
-    Ok(
-        db::jobs::summary(pool, filter.since, filter.task.as_deref(), filter.queue.as_deref())
-            .await?
-            .into_iter()
-            .map(|row| TaskSummary {
-                success_rate: if row.runs == 0 {
-                    0.0
-                } else {
-                    (row.runs - row.failures - row.cancelled) as f64 / row.runs as f64
-                },
-                task: row.task,
-                runs: row.runs,
-                failures: row.failures,
-                cancelled: row.cancelled,
-                median_secs: row.median_secs,
-                p95_secs: row.p95_secs,
-                last_failure_at: row.last_failure_at,
-                last_error: row.last_error,
-            })
-            .collect(),
+    Ok(db::jobs::summary(
+        pool,
+        filter.since,
+        filter.task.as_deref(),
+        filter.queue.as_deref(),
     )
+    .await?
+    .into_iter()
+    .map(|row| TaskSummary {
+        success_rate: if row.runs == 0 {
+            0.0
+        } else {
+            (row.runs - row.failures - row.cancelled) as f64 / row.runs as f64
+        },
+        task: row.task,
+        runs: row.runs,
+        failures: row.failures,
+        cancelled: row.cancelled,
+        median_secs: row.median_secs,
+        p95_secs: row.p95_secs,
+        last_failure_at: row.last_failure_at,
+        last_error: row.last_error,
+    })
+    .collect())
 }

@@ -152,6 +152,10 @@ pub struct Job {
     pub hard_limit_secs: Option<f64>,
     /// When a revoke was asked for, if one was.
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// The latest heartbeat of the worker running it.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// When its worker's lease runs out without another heartbeat.
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Job {

@@ -86,14 +86,14 @@ pub use history::{
 pub use job::{AttemptError, Job, JobState};
 pub use limits::TimeLimits;
 pub use maintenance::{
-    DEFAULT_PRUNE_BATCH, DEFAULT_RETENTION_DAYS, PurgeGroup, Pruned, Purged, prunable, prune, purge,
+    DEFAULT_PRUNE_BATCH, DEFAULT_RETENTION_DAYS, Pruned, PurgeGroup, Purged, prunable, prune, purge,
 };
 pub use migrate::{MIGRATIONS_TABLE, embedded_migrations, migrate};
 pub use queues::{QueueInfo, list_queues, pause_queue, resume_queue};
 pub use retry::RetryPolicy;
-pub use status::{NextTick, Status, status};
 pub use revoke::{Revoked, retry, revoke, revoke_with};
 pub use schedule::{CronSchedule, MisfirePolicy, ScheduleSpec, Scheduler};
+pub use status::{NextTick, Status, status};
 pub use task::{JobContext, Registry, Task, TaskError, TaskOptions};
 pub use worker::{Worker, WorkerBuilder, WorkerConfig};
 pub use workers::{WorkerInfo, list_workers};

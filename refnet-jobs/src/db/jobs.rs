@@ -12,7 +12,8 @@ use crate::job::{AttemptError, Job};
 /// The columns every job query returns, in `JobRow`'s order.
 pub(crate) const JOB_COLUMNS: &str = "id, task, queue, args, state, priority, attempt, max_attempts, \
     run_at, created_at, started_at, finished_at, worker_id, errors, result, unique_key, \
-    schedule_name, scheduled_for, tags, soft_limit_secs, hard_limit_secs, cancel_requested_at";
+    schedule_name, scheduled_for, tags, soft_limit_secs, hard_limit_secs, cancel_requested_at, \
+    heartbeat_at, lease_expires_at";
 
 /// A job row as decoded from the database.
 #[derive(sqlx::FromRow)]
@@ -39,6 +40,8 @@ pub(crate) struct JobRow {
     soft_limit_secs: Option<f64>,
     hard_limit_secs: Option<f64>,
     cancel_requested_at: Option<DateTime<Utc>>,
+    heartbeat_at: Option<DateTime<Utc>>,
+    lease_expires_at: Option<DateTime<Utc>>,
 }
 
 impl JobRow {
@@ -66,6 +69,8 @@ impl JobRow {
             soft_limit_secs: self.soft_limit_secs,
             hard_limit_secs: self.hard_limit_secs,
             cancel_requested_at: self.cancel_requested_at,
+            heartbeat_at: self.heartbeat_at,
+            lease_expires_at: self.lease_expires_at,
         })
     }
 }
@@ -773,7 +778,10 @@ pub(crate) async fn purge_waiting<'e>(
 /// Puts a failed or cancelled job back in line for one more attempt; its
 /// errors stay. Returns the state it had, `None` when there is no such job;
 /// a job in another state is left alone.
-pub(crate) async fn retry<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<Option<(String, bool)>> {
+pub(crate) async fn retry<'e>(
+    executor: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<(String, bool)>> {
     Ok(sqlx::query_as(concat!(
         "WITH old AS (
              SELECT id, state FROM refnet_jobs.jobs WHERE id = $1 FOR UPDATE

@@ -31,7 +31,16 @@ pub(crate) async fn set_paused<'e>(
 /// Every queue with live jobs or a row, with its counts. Served by the two
 /// partial indexes (runnable, running), so history does not slow it.
 pub(crate) async fn list<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<QueueInfo>> {
-    Ok(sqlx::query_as::<_, (String, Option<chrono::DateTime<chrono::Utc>>, i64, i64, Option<f64>)>(
+    Ok(sqlx::query_as::<
+        _,
+        (
+            String,
+            Option<chrono::DateTime<chrono::Utc>>,
+            i64,
+            i64,
+            Option<f64>,
+        ),
+    >(
         "WITH waiting AS (
              SELECT queue, count(*) AS n,
                     extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
@@ -56,12 +65,14 @@ pub(crate) async fn list<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<QueueI
     .fetch_all(executor)
     .await?
     .into_iter()
-    .map(|(name, paused_at, waiting, running, oldest_waiting_secs)| QueueInfo {
-        name,
-        paused_at,
-        waiting,
-        running,
-        oldest_waiting_secs,
-    })
+    .map(
+        |(name, paused_at, waiting, running, oldest_waiting_secs)| QueueInfo {
+            name,
+            paused_at,
+            waiting,
+            running,
+            oldest_waiting_secs,
+        },
+    )
     .collect())
 }

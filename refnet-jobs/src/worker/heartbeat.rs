@@ -88,7 +88,11 @@ async fn beat(shared: &Shared, queues: &[String], control: &mut Control) -> crat
     let renewed = db::jobs::heartbeat(&mut *conn, &held, &shared.id, lease).await?;
     let still: HashSet<uuid::Uuid> = renewed.iter().map(|(id, _, _)| *id).collect();
     for (id, revoked, terminate) in renewed {
-        if revoked && shared.held.revoke(id, shared.config.cancel_grace, terminate) {
+        if revoked
+            && shared
+                .held
+                .revoke(id, shared.config.cancel_grace, terminate)
+        {
             tracing::info!(job = %id, "revoke found by heartbeat; cancelling the job");
         }
     }

@@ -284,7 +284,10 @@ impl Worker {
         if self.shared.config.listen {
             let shared = self.shared.clone();
             let on_revoke: crate::notify::OnRevoke = Arc::new(move |id, terminate| {
-                if shared.held.revoke(id, shared.config.cancel_grace, terminate) {
+                if shared
+                    .held
+                    .revoke(id, shared.config.cancel_grace, terminate)
+                {
                     tracing::info!(job = %id, "job revoked; cancelling it");
                 }
             });
