@@ -97,9 +97,12 @@ async fn serve(
     database: &database::Database,
     no_scheduler: bool,
 ) -> Result<(), String> {
+    // The worker opens two connections of its own (LISTEN, heartbeats) next
+    // to this pool: a configured total includes them.
     let max_connections = config
         .workers
         .max_connections
+        .map(|total| total - 2)
         .unwrap_or(config.workers.queues.values().sum::<usize>() as u32 + 4);
     let pool = refnet_jobs::connect::pool(&database.url, max_connections, Duration::from_secs(30))
         .await

@@ -11,13 +11,14 @@ use crate::{Error, Result, db};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Revoked {
-    /// The job was waiting (or claimed but not started): it is `cancelled`
-    /// now and will never run.
+    /// The job was waiting: it is `cancelled` now and will never run.
     Cancelled {
         /// Its state before.
         was: JobState,
     },
-    /// The job is running: the request is stored and sent to its worker,
+    /// The job is running, or claimed by a worker that has not started it
+    /// yet (it then ends `cancelled` without running): the request is stored
+    /// and sent to its worker,
     /// which fires the job's cancel token, drops it after its cancel grace
     /// and records it `cancelled` (no retry). Should the worker be dead, the
     /// rescue of its lease ends the job `cancelled` too.

@@ -581,3 +581,155 @@ async fn workers_record_themselves_while_they_run_and_remove_themselves_when_the
         .collect();
     assert_eq!(left, vec!["gone".to_string()]);
 }
+
+/// Returns its arguments, or with `{"nul": true}` a text holding a NUL
+/// character (which arguments cannot: the enqueue is refused).
+struct Echo;
+
+impl Task for Echo {
+    const NAME: &'static str = "test.echo";
+    type Args = serde_json::Value;
+    type Output = serde_json::Value;
+    async fn run(&self, _ctx: JobContext, args: Self::Args) -> Result<Self::Output, TaskError> {
+        if args["nul"] == true {
+            return Ok(serde_json::json!({ "out": "a\u{0}b" }));
+        }
+        Ok(args)
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_outcome_the_database_refuses_fails_its_job_and_spares_the_others(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    // PostgreSQL cannot store a NUL in jsonb: that result is refused for good.
+    let bad = enqueue(
+        &pool,
+        &NewJob::new("test.echo", serde_json::json!({"nul": true})),
+    )
+    .await
+    .unwrap()
+    .id;
+    let mut good = Vec::new();
+    for i in 0..5 {
+        good.push(
+            enqueue(
+                &pool,
+                &NewJob::new("test.echo", serde_json::json!({ "i": i })),
+            )
+            .await
+            .unwrap()
+            .id,
+        );
+    }
+    let worker = Worker::builder(pool.clone())
+        .register(Echo)
+        .queue("default", 6)
+        .config(lease_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(
+        Duration::from_secs(20),
+        "every outcome recorded",
+        || async {
+            count_state(&pool, "completed").await == 5 && count_state(&pool, "failed").await == 1
+        },
+    )
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let bad = get_job(&pool, bad).await.unwrap().unwrap();
+    assert!(
+        bad.last_error().unwrap().contains("could not be recorded"),
+        "{:?}",
+        bad.errors
+    );
+    assert_eq!(bad.attempt, 1, "not run again");
+    for id in good {
+        assert_eq!(job_state(&pool, id).await, JobState::Completed);
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_revoke_that_lands_as_the_job_fails_still_ends_it_cancelled(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let id = enqueue(&pool, &sleep_job(1.0, true)).await.unwrap().id;
+    let sleeper = Sleeper::default();
+    // No NOTIFY and slow heartbeats: the worker never hears of the revoke
+    // before the attempt ends.
+    let worker = Worker::builder(pool.clone())
+        .register(AlwaysFailAfter(sleeper.audit.clone()))
+        .queue("default", 1)
+        .config(WorkerConfig {
+            listen: false,
+            lease: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(30),
+            ..lease_config()
+        })
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(20), "the job to start", || async {
+        sleeper.audit.runs(id) == 1
+    })
+    .await;
+    assert!(matches!(
+        revoke(&pool, id).await.unwrap(),
+        Revoked::Stopping { .. }
+    ));
+    wait_for(Duration::from_secs(20), "the attempt to end", || async {
+        job_state(&pool, id).await != JobState::Running
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let job = get_job(&pool, id).await.unwrap().unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Cancelled,
+        "not retried: {:?}",
+        job.errors
+    );
+    assert_eq!(sleeper.audit.runs(id), 1);
+}
+
+/// Fails one second after it starts, whatever happens.
+struct AlwaysFailAfter(Audit);
+
+impl Task for AlwaysFailAfter {
+    const NAME: &'static str = "test.sleep";
+    type Args = serde_json::Value;
+    type Output = ();
+    async fn run(&self, ctx: JobContext, _args: Self::Args) -> Result<(), TaskError> {
+        self.0.record(ctx.id);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Err(TaskError::retryable("the crawler API answered 503"))
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_job_that_stops_on_its_token_at_shutdown_is_put_back_not_failed(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let id = enqueue(&pool, &sleep_job(60.0, false).max_attempts(1))
+        .await
+        .unwrap()
+        .id;
+    let sleeper = Sleeper::default();
+    let worker = Worker::builder(pool.clone())
+        .register(sleeper.clone())
+        .queue("default", 1)
+        .config(lease_config())
+        .build()
+        .unwrap();
+    let (token, handle) = spawn_worker(worker);
+    wait_for(Duration::from_secs(20), "the job to start", || async {
+        sleeper.audit.runs(id) == 1
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    assert!(sleeper.saw_cancel.load(Ordering::SeqCst));
+    let job = get_job(&pool, id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Available, "{:?}", job.errors);
+    assert!(job.last_error().unwrap().contains("interrupted"));
+}

@@ -582,3 +582,17 @@ async fn b16_ticks_ignore_the_database_and_session_time_zones(pool: PgPool) {
         "09:00"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn enabling_a_schedule_that_is_not_paused_is_refused_and_keeps_its_due_tick(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let cron = "* * * * *";
+    schedule::upsert(&pool, &ScheduleSpec::new("m", cron, "t"), "code")
+        .await
+        .unwrap();
+    simulate_downtime(&pool, "m", cron, 5).await;
+    let due = schedule::get(&pool, "m").await.unwrap().next_fire_at;
+    let error = schedule::resume(&pool, "m").await.unwrap_err();
+    assert!(error.to_string().contains("not paused"), "{error}");
+    assert_eq!(schedule::get(&pool, "m").await.unwrap().next_fire_at, due);
+}

@@ -364,7 +364,7 @@ pub(crate) struct Failure<'a> {
 
 /// Records failed attempts in one statement: each job goes back to
 /// `retryable` after its delay, or to `failed` when permanent or out of
-/// attempts. Returns each written id with its new state; a job this worker no
+/// attempts, or to `cancelled` when a revoke came in meanwhile. Returns each written id with its new state; a job this worker no
 /// longer holds is left alone (fencing).
 pub(crate) async fn fail_many<'e>(
     executor: impl PgExecutor<'e>,
@@ -381,11 +381,14 @@ pub(crate) async fn fail_many<'e>(
         "UPDATE refnet_jobs.jobs j
          SET errors = j.errors || jsonb_build_array(jsonb_build_object(
                  'attempt', j.attempt, 'at', now(), 'error', f.error)),
-             state = CASE WHEN f.permanent OR j.attempt >= j.max_attempts
-                          THEN 'failed' ELSE 'retryable' END,
+             state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                          WHEN f.permanent OR j.attempt >= j.max_attempts THEN 'failed'
+                          ELSE 'retryable' END,
              started_at = now() - make_interval(secs => f.secs),
-             finished_at = CASE WHEN f.permanent OR j.attempt >= j.max_attempts THEN now() END,
-             run_at = CASE WHEN f.permanent OR j.attempt >= j.max_attempts THEN j.run_at
+             finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR f.permanent
+                                     OR j.attempt >= j.max_attempts THEN now() END,
+             run_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR f.permanent
+                                OR j.attempt >= j.max_attempts THEN j.run_at
                            ELSE now() + make_interval(secs => f.delay) END,
              lease_expires_at = NULL
          FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::float8[], $6::float8[], $7::int[])
@@ -421,7 +424,10 @@ pub(crate) async fn release<'e>(
              UPDATE refnet_jobs.jobs j
              SET errors = j.errors || jsonb_build_array(jsonb_build_object(
                      'attempt', j.attempt, 'at', now(), 'error', $3::text)),
-                 state = 'available', run_at = now(), lease_expires_at = NULL
+                 state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                              ELSE 'available' END,
+                 finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
+                 run_at = now(), lease_expires_at = NULL
              FROM unnest($1::uuid[], $4::int[]) AS r(id, attempt)
              WHERE j.id = r.id AND j.attempt = r.attempt AND j.worker_id = $2
                AND j.state = 'running'
@@ -451,7 +457,10 @@ pub(crate) async fn release_held<'e>(
              UPDATE refnet_jobs.jobs
              SET errors = errors || jsonb_build_array(jsonb_build_object(
                      'attempt', attempt, 'at', now(), 'error', $2::text)),
-                 state = 'available', run_at = now(), lease_expires_at = NULL
+                 state = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                              ELSE 'available' END,
+                 finished_at = CASE WHEN cancel_requested_at IS NOT NULL THEN now() END,
+                 run_at = now(), lease_expires_at = NULL
              WHERE worker_id = $1 AND state = 'running'
              RETURNING id, queue, state
          ), ",
@@ -466,25 +475,33 @@ pub(crate) async fn release_held<'e>(
 }
 
 /// Returns jobs claimed but never started (a worker's prefetch buffer at
-/// shutdown) as if never claimed: the attempt is not counted.
+/// shutdown) as if never claimed: the attempt is not counted. One revoked
+/// meanwhile ends `cancelled` instead, never having run.
 pub(crate) async fn unclaim<'e>(
     executor: impl PgExecutor<'e>,
-    ids: &[Uuid],
+    held: &[(Uuid, i32)],
     worker_id: &str,
 ) -> Result<u64> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
     let ids: Vec<Uuid> = sqlx::query_scalar(concat!(
         "WITH changed AS (
-             UPDATE refnet_jobs.jobs
-             SET state = 'available', attempt = attempt - 1, started_at = NULL,
+             UPDATE refnet_jobs.jobs j
+             SET state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                              ELSE 'available' END,
+                 finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
+                 attempt = j.attempt - 1, started_at = NULL,
                  heartbeat_at = NULL, worker_id = NULL, lease_expires_at = NULL
-             WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'
-             RETURNING id, queue, state
+             FROM unnest($1::uuid[], $3::int[]) AS u(id, attempt)
+             WHERE j.id = u.id AND j.attempt = u.attempt AND j.worker_id = $2
+               AND j.state = 'running'
+             RETURNING j.id, j.queue, j.state
          ), ",
         wake_available!(),
         " SELECT changed.id FROM changed, woken"
     ))
-    .bind(ids)
+    .bind(&ids)
     .bind(worker_id)
+    .bind(&attempts)
     .fetch_all(executor)
     .await?;
     Ok(ids.len() as u64)

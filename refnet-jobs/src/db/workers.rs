@@ -32,7 +32,12 @@ pub(crate) async fn touch<'e>(
         "INSERT INTO refnet_jobs.workers (id, host, pid, queues, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
          ON CONFLICT (id) DO UPDATE
-         SET last_seen_at = now(), expires_at = EXCLUDED.expires_at",
+         SET last_seen_at = now(), expires_at = EXCLUDED.expires_at,
+             host = EXCLUDED.host, queues = EXCLUDED.queues, pid = EXCLUDED.pid,
+             -- The same id in a new process (a fixed id after a restart) starts anew.
+             started_at = CASE WHEN refnet_jobs.workers.pid = EXCLUDED.pid
+                                    AND refnet_jobs.workers.host = EXCLUDED.host
+                               THEN refnet_jobs.workers.started_at ELSE now() END",
     )
     .bind(id)
     .bind(host)

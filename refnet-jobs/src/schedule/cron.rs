@@ -18,12 +18,12 @@ use croner::parser::{CronParser, Seconds, Year};
 
 use crate::{Error, Result};
 
-/// How far before a local wall time its instant can lie, and the bound of
-/// the searches below: no zone shifts its clock by more than this at once.
+/// No zone shifts its clock by more than this at once.
 const MAX_SHIFT: Duration = Duration::hours(3);
-/// Wall-clock candidates tried per search before giving up (each is one of
-/// croner's own bounded searches).
-const MAX_CANDIDATES: usize = 64;
+/// Wall-clock candidates tried per search before giving up. Only those in a
+/// repeated hour can be passed over (they fired on its first pass), so this
+/// covers an every-second pattern through a three-hour repeat.
+const MAX_CANDIDATES: usize = 11_000;
 
 /// A parsed cron expression bound to a time zone.
 ///
@@ -123,9 +123,11 @@ impl CronSchedule {
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| self.error(e.to_string()));
         }
-        // Walk the wall-clock matches from a little before `instant`'s local
-        // time; each maps to one instant, and that mapping never goes back.
-        let mut wall = self.wall(instant) - MAX_SHIFT;
+        // Walk the wall-clock matches after `instant`'s local time; each maps
+        // to one instant, and that mapping never goes back. A match earlier
+        // on the wall clock always ran at or before `instant`; a later one
+        // runs after it, except within a repeated hour whose first pass is over.
+        let mut wall = self.wall(instant);
         for _ in 0..MAX_CANDIDATES {
             wall = self.next_wall(wall)?;
             let at = self.instant_of(wall);
@@ -148,7 +150,13 @@ impl CronSchedule {
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| self.error(e.to_string()));
         }
-        let mut wall = self.wall(instant) + MAX_SHIFT;
+        // Back from just after `instant`'s local time; inside a repeated hour,
+        // from its end, as later wall times there ran on the first pass.
+        let now = self.wall(instant);
+        let mut wall = match self.tz.from_local_datetime(&now) {
+            LocalResult::Ambiguous(..) => now + MAX_SHIFT,
+            _ => now + Duration::seconds(1),
+        };
         for _ in 0..MAX_CANDIDATES {
             wall = self.previous_wall(wall)?;
             let at = self.instant_of(wall);
@@ -217,17 +225,23 @@ impl CronSchedule {
         };
         let day = Duration::days(1);
         let (before, after) = (offset_at(as_utc - day), offset_at(as_utc + day));
-        let mut low = as_utc - after.max(before);
-        let mut high = as_utc - after.min(before);
-        while high - low > Duration::seconds(1) {
+        // Whole seconds: transitions fall on them, and so must the answer.
+        let mut low = (as_utc - after.max(before)).timestamp();
+        let mut high = (as_utc - after.min(before)).timestamp();
+        let at = |secs: i64| Utc.timestamp_opt(secs, 0).single().unwrap_or(as_utc);
+        if self.wall(at(low)) >= wall {
+            return at(low);
+        }
+        // Invariant: wall(low) < wall <= wall(high).
+        while high - low > 1 {
             let mid = low + (high - low) / 2;
-            if self.wall(mid) >= wall {
+            if self.wall(at(mid)) >= wall {
                 high = mid;
             } else {
                 low = mid;
             }
         }
-        if self.wall(low) >= wall { low } else { high }
+        at(high)
     }
 
     fn error(&self, reason: String) -> Error {

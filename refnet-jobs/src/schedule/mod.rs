@@ -258,8 +258,8 @@ pub async fn pause(pool: &PgPool, name: &str) -> Result<()> {
 /// ticks that fell while it was paused are never fired. Returns that tick.
 ///
 /// Fails with [`Error::NotFound`] for an unknown name, and with
-/// [`Error::InvalidSchedule`] when its definition disables it (the reason
-/// is given: change it in the config).
+/// [`Error::InvalidSchedule`] when it is not paused or its definition
+/// disables it (the reason is given: change it in the config).
 pub async fn resume(pool: &PgPool, name: &str) -> Result<DateTime<Utc>> {
     let info = get(pool, name).await?;
     if !info.spec.enabled {
@@ -272,6 +272,13 @@ pub async fn resume(pool: &PgPool, name: &str) -> Result<DateTime<Utc>> {
                     .as_deref()
                     .unwrap_or("enabled = false")
             ),
+        });
+    }
+    if info.paused_at.is_none() {
+        // Resetting its next tick would drop ticks that are due.
+        return Err(Error::InvalidSchedule {
+            name: name.to_string(),
+            reason: "it is not paused".into(),
         });
     }
     let cron = info.spec.validate()?;

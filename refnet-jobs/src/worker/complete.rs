@@ -82,39 +82,122 @@ pub(crate) async fn run(
             return;
         }
         write_batch(&shared, &batch, &abandon).await;
-        for finished in &batch {
-            shared.held.remove(finished.id);
-        }
+    }
+}
+
+/// The kinds of outcome, each written by its own statement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Completed,
+    Failed,
+    Interrupted,
+    Revoked,
+    Lost,
+}
+
+fn kind(outcome: &Outcome) -> Kind {
+    match outcome {
+        Outcome::Completed(_) => Kind::Completed,
+        Outcome::Failed(_) => Kind::Failed,
+        Outcome::Interrupted => Kind::Interrupted,
+        Outcome::Revoked { .. } => Kind::Revoked,
+        Outcome::Lost => Kind::Lost,
     }
 }
 
 async fn write_batch(shared: &Shared, batch: &[Finished], abandon: &CancellationToken) {
-    let of_kind = |kind: fn(&Outcome) -> bool| -> Vec<&Finished> {
-        batch.iter().filter(|f| kind(&f.outcome)).collect()
-    };
-    let completed = of_kind(|o| matches!(o, Outcome::Completed(_)));
-    let failed = of_kind(|o| matches!(o, Outcome::Failed(_)));
-    let interrupted = of_kind(|o| matches!(o, Outcome::Interrupted));
-    let revoked = of_kind(|o| matches!(o, Outcome::Revoked { .. }));
-    if !completed.is_empty() {
-        let written = with_retries(abandon, || write_completed(shared, &completed)).await;
-        report(shared, &completed, written.as_deref());
+    for wanted in [
+        Kind::Completed,
+        Kind::Failed,
+        Kind::Interrupted,
+        Kind::Revoked,
+    ] {
+        let jobs: Vec<&Finished> = batch
+            .iter()
+            .filter(|f| kind(&f.outcome) == wanted)
+            .collect();
+        if !jobs.is_empty() {
+            write_kind(shared, wanted, &jobs, abandon).await;
+            // Forgotten as soon as written, so a new claim of the same job
+            // (a retry due at once) is not mistaken for this attempt.
+            for f in &jobs {
+                shared.held.remove(f.id, f.attempt);
+            }
+        }
     }
-    if !failed.is_empty() {
-        let written = with_retries(abandon, || write_failed(shared, &failed)).await;
-        report(shared, &failed, written.as_deref());
-    }
-    if !interrupted.is_empty() {
-        let written = with_retries(abandon, || write_interrupted(shared, &interrupted)).await;
-        report(shared, &interrupted, written.as_deref());
-    }
-    if !revoked.is_empty() {
-        let written = with_retries(abandon, || write_revoked(shared, &revoked)).await;
-        report(shared, &revoked, written.as_deref());
-    }
-    for f in batch.iter().filter(|f| matches!(f.outcome, Outcome::Lost)) {
+    for f in batch.iter().filter(|f| kind(&f.outcome) == Kind::Lost) {
         tracing::warn!(job = %f.id, attempt = f.attempt, worker = %shared.id,
             "attempt stopped after its lease was taken over; its outcome is not recorded");
+        shared.held.remove(f.id, f.attempt);
+    }
+}
+
+/// Writes outcomes of one kind in one statement. Should the database refuse
+/// the statement for good (not a lost connection: bad data, say a NUL in a
+/// result), each job is written alone, so one bad outcome neither holds up
+/// the others nor makes them run again.
+async fn write_kind(shared: &Shared, kind: Kind, jobs: &[&Finished], abandon: &CancellationToken) {
+    match with_retries(abandon, || write(shared, kind, jobs)).await {
+        None => {}
+        Some(Ok(written)) => report(shared, jobs, Some(&written)),
+        Some(Err(error)) if jobs.len() > 1 => {
+            tracing::warn!(%error, jobs = jobs.len(), "outcomes refused together; writing them one by one");
+            for job in jobs {
+                let one = [*job];
+                match with_retries(abandon, || write(shared, kind, &one)).await {
+                    None => {}
+                    Some(Ok(written)) => report(shared, &one, Some(&written)),
+                    Some(Err(error)) => salvage(shared, job, &error, abandon).await,
+                }
+            }
+        }
+        Some(Err(error)) => salvage(shared, jobs[0], &error, abandon).await,
+    }
+}
+
+async fn write(
+    shared: &Shared,
+    kind: Kind,
+    jobs: &[&Finished],
+) -> crate::Result<Vec<(Uuid, String)>> {
+    match kind {
+        Kind::Completed => write_completed(shared, jobs).await,
+        Kind::Failed => write_failed(shared, jobs).await,
+        Kind::Interrupted => write_interrupted(shared, jobs).await,
+        Kind::Revoked => write_revoked(shared, jobs).await,
+        Kind::Lost => Ok(Vec::new()),
+    }
+}
+
+/// An outcome the database refuses for good: the attempt is recorded as a
+/// permanent failure naming the refusal (so the job does not run again for
+/// nothing); if even that is refused, the job is left to its lease.
+async fn salvage(
+    shared: &Shared,
+    job: &Finished,
+    error: &crate::Error,
+    abandon: &CancellationToken,
+) {
+    let message =
+        format!("the attempt's outcome could not be recorded: {error}").replace('\0', "\u{FFFD}");
+    let failure = db::jobs::Failure {
+        id: job.id,
+        attempt: job.attempt,
+        error: &message,
+        permanent: true,
+        retry_in_secs: 0.0,
+        elapsed_secs: job.elapsed.as_secs_f64(),
+    };
+    let failures = [failure];
+    match with_retries(abandon, || {
+        db::jobs::fail_many(&shared.pool, &shared.id, &failures)
+    })
+    .await
+    {
+        Some(Ok(_)) => tracing::error!(job = %job.id, task = %job.task, %error,
+            "the database refused this job's outcome; recorded it as failed"),
+        _ => tracing::error!(job = %job.id, task = %job.task, %error,
+            "cannot record this job's outcome at all; it stays running until its lease expires"),
     }
 }
 
@@ -196,8 +279,12 @@ async fn write_revoked(shared: &Shared, jobs: &[&Finished]) -> crate::Result<Vec
 }
 
 /// Runs `write` until it succeeds, backing off while the database is
-/// unreachable; `None` when it gave up (after ~10 minutes, or at `abandon`).
-async fn with_retries<F, Fut, T>(abandon: &CancellationToken, mut write: F) -> Option<T>
+/// unreachable: `None` when it gave up (after ~10 minutes, or at `abandon`),
+/// `Some(Err)` at once for an error retrying cannot fix.
+async fn with_retries<F, Fut, T>(
+    abandon: &CancellationToken,
+    mut write: F,
+) -> Option<crate::Result<T>>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::Result<T>>,
@@ -205,7 +292,8 @@ where
     let mut pause = Duration::from_millis(100);
     for attempt in 1..=WRITE_ATTEMPTS {
         match write().await {
-            Ok(value) => return Some(value),
+            Ok(value) => return Some(Ok(value)),
+            Err(error) if !is_transient(&error) => return Some(Err(error)),
             Err(error) if attempt < WRITE_ATTEMPTS => {
                 tracing::warn!(%error, ?pause, "cannot record job outcomes; retrying");
                 tokio::select! {
@@ -223,6 +311,31 @@ where
         }
     }
     None
+}
+
+/// True for errors a retry can get past: a lost or refused connection, a
+/// server shutting down or short of resources, a deadlock or serialization
+/// conflict. Anything else (bad data, a constraint) fails the same way again.
+fn is_transient(error: &crate::Error) -> bool {
+    let crate::Error::Database(error) = error else {
+        return false;
+    };
+    match error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") // connection exception
+                || code.starts_with("53") // insufficient resources
+                || code.starts_with("57") // operator intervention (shutdown)
+                || code == "40001" // serialization failure
+                || code == "40P01" // deadlock detected
+        }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
 }
 
 /// Logs each job's end, or that it was no longer ours to record.

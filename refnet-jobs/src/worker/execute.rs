@@ -65,7 +65,19 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePer
                         started: true,
                         message: format!("revoked; the task stopped with: {error}"),
                     },
+                    // Stopped on its own because the worker is shutting down:
+                    // an interruption, which never costs the job.
+                    (Ran::Returned(Err(_)), None) if shared.stopping.is_cancelled() => {
+                        Outcome::Interrupted
+                    }
                     (Ran::Returned(Err(error)), _) => Outcome::Failed(error),
+                    (Ran::HardLimit(limit), Some(Stop::Revoked)) => Outcome::Revoked {
+                        started: true,
+                        message: format!(
+                            "revoked; stopped at its hard time limit of {}",
+                            secs(limit)
+                        ),
+                    },
                     (Ran::HardLimit(limit), _) => Outcome::Failed(TaskError::retryable(format!(
                         "hard time limit of {} exceeded; the attempt was stopped",
                         secs(limit)

@@ -105,7 +105,8 @@ pub(crate) async fn run(
         }
     }
     // Jobs claimed but never started go back untouched.
-    let unstarted: Vec<uuid::Uuid> = buffer.iter().map(|job| job.id).collect();
+    let unstarted: Vec<(uuid::Uuid, i32)> =
+        buffer.iter().map(|job| (job.id, job.attempt)).collect();
     if !unstarted.is_empty() {
         match db::jobs::unclaim(&shared.pool, &unstarted, &shared.id).await {
             Ok(n) => tracing::info!(%queue, jobs = n, "returned claimed jobs that never started"),
@@ -113,8 +114,8 @@ pub(crate) async fn run(
                 "could not return claimed jobs; they come back when their lease expires"),
         }
     }
-    for id in unstarted {
-        shared.held.remove(id);
+    for (id, attempt) in unstarted {
+        shared.held.remove(id, attempt);
     }
 }
 

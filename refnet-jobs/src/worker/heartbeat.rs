@@ -1,8 +1,9 @@
 //! The worker's upkeep loop: it renews the leases of the jobs held here,
 //! picks up revokes (should their NOTIFY have been lost), stops jobs whose
 //! lease was taken over, keeps this worker's registry row fresh, and rescues
-//! jobs of dead workers. It runs on a connection it keeps for itself, so
-//! tasks holding every other pool connection cannot starve the heartbeats.
+//! jobs of dead workers. It runs on a connection of the worker's own small
+//! pool (`Shared::control`), so tasks holding every connection of the main
+//! pool cannot starve the heartbeats, even after a reconnect.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ impl Control {
 /// Runs every `heartbeat_interval` (rescue every `rescue_interval`) until `stop` fires.
 pub(crate) async fn run(shared: Arc<Shared>, queues: Vec<String>, stop: CancellationToken) {
     let mut control = Control {
-        pool: shared.pool.clone(),
+        pool: shared.control.clone(),
         conn: None,
     };
     let mut last_rescue: Option<Instant> = None;
@@ -97,7 +98,7 @@ async fn beat(shared: &Shared, queues: &[String], control: &mut Control) -> crat
         }
     }
     for (id, attempt) in held {
-        if !still.contains(&id) && shared.held.lose(id) {
+        if !still.contains(&id) && shared.held.lose(id, attempt) {
             tracing::warn!(job = %id, attempt, worker = %shared.id,
                 "lost the job's lease (another worker rescued it); stopping this attempt");
         }

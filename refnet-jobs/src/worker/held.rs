@@ -46,12 +46,16 @@ pub(crate) struct Held {
 
 impl Held {
     /// Records a job claimed at `attempt`; its cancel token is a child of
-    /// `parent` (the worker's shutdown). False when it is already held (see
-    /// the fetch loop).
+    /// `parent` (the worker's shutdown). False when it is already held at a
+    /// live attempt (see the fetch loop); an earlier attempt that is over (its
+    /// outcome handed over, or its lease lost) gives way to the new one.
     pub(crate) fn insert(&self, id: Uuid, attempt: i32, parent: &CancellationToken) -> bool {
         let mut jobs = self.lock();
-        if jobs.contains_key(&id) {
-            return false;
+        if let Some(old) = jobs.get(&id) {
+            let over = old.finished || old.stop == Some(Stop::LeaseLost);
+            if !(over && old.attempt < attempt) {
+                return false;
+            }
         }
         jobs.insert(
             id,
@@ -94,17 +98,25 @@ impl Held {
         }
     }
 
-    /// Forgets a job whose outcome is written (or that went back).
-    pub(crate) fn remove(&self, id: Uuid) {
-        self.lock().remove(&id);
+    /// Forgets attempt `attempt` of a job whose outcome is written (or that
+    /// went back); a newer attempt held meanwhile stays.
+    pub(crate) fn remove(&self, id: Uuid, attempt: i32) {
+        let mut jobs = self.lock();
+        if jobs.get(&id).is_some_and(|entry| entry.attempt == attempt) {
+            jobs.remove(&id);
+        }
     }
 
-    /// Every held job with its attempt, for heartbeats and fencing.
+    /// Every held job with its attempt, for heartbeats and fencing, sorted
+    /// by id so that statements over them lock rows in one order.
     pub(crate) fn attempts(&self) -> Vec<(Uuid, i32)> {
-        self.lock()
+        let mut held: Vec<(Uuid, i32)> = self
+            .lock()
             .iter()
             .map(|(id, entry)| (*id, entry.attempt))
-            .collect()
+            .collect();
+        held.sort_unstable();
+        held
     }
 
     /// Revokes a held job: its cancel token fires now and, if it has not
@@ -142,14 +154,14 @@ impl Held {
         true
     }
 
-    /// Stops a job whose lease this worker lost, at once. False when it had
-    /// already finished.
-    pub(crate) fn lose(&self, id: Uuid) -> bool {
+    /// Stops attempt `attempt` of a job whose lease this worker lost, at
+    /// once. False when it had already finished, or a newer attempt is held.
+    pub(crate) fn lose(&self, id: Uuid, attempt: i32) -> bool {
         let mut jobs = self.lock();
         let Some(entry) = jobs.get_mut(&id) else {
             return false;
         };
-        if entry.finished {
+        if entry.finished || entry.attempt != attempt {
             return false;
         }
         entry.stop = Some(Stop::LeaseLost);

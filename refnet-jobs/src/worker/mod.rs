@@ -94,10 +94,11 @@ impl WorkerConfig {
 
 /// Builds a [`Worker`].
 ///
-/// A running worker keeps two connections of its pool for itself: one
-/// LISTENs (unless [`WorkerConfig::listen`] is off), one renews leases, so
-/// tasks holding every other connection cannot starve the heartbeats. Size
-/// the pool for both plus the connections your tasks use.
+/// Besides its pool (claims, outcomes, and whatever your tasks use), a
+/// running worker opens up to two connections of its own, with the pool's
+/// settings: one LISTENs (unless [`WorkerConfig::listen`] is off), one renews
+/// leases and rescues, so tasks holding every pool connection can never
+/// starve the heartbeats.
 ///
 /// ```no_run
 /// # async fn demo(pool: sqlx::PgPool) -> refnet_jobs::Result<()> {
@@ -207,6 +208,13 @@ impl WorkerBuilder {
         Ok(Worker {
             outcomes,
             shared: Arc::new(Shared {
+                // Its own small pool, opened lazily with the same settings:
+                // the listener and the upkeep loop never wait behind tasks.
+                control: sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .min_connections(0)
+                    .acquire_timeout(std::time::Duration::from_secs(30))
+                    .connect_lazy_with((*self.pool.connect_options()).clone()),
                 pool: self.pool,
                 registry: self.registry,
                 config: self.config,
@@ -224,6 +232,8 @@ impl WorkerBuilder {
 /// What every part of a running worker shares.
 pub(crate) struct Shared {
     pub(crate) pool: PgPool,
+    /// Connections of the worker's own (listener, heartbeats), apart from `pool`.
+    pub(crate) control: PgPool,
     pub(crate) registry: Registry,
     pub(crate) config: WorkerConfig,
     pub(crate) id: String,
@@ -292,7 +302,7 @@ impl Worker {
                 }
             });
             background.spawn(crate::notify::listen(
-                self.shared.pool.clone(),
+                self.shared.control.clone(),
                 wakers.clone(),
                 on_revoke,
                 loops_done.clone(),
@@ -376,6 +386,7 @@ impl Worker {
         if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(5), unregister).await {
             tracing::warn!(%error, "could not remove this worker from the registry; its row expires");
         }
+        self.shared.control.close().await;
         tracing::info!(worker = %self.shared.id, "worker stopped");
         Ok(())
     }

@@ -469,3 +469,57 @@ fn two_wall_times_in_one_gap_fire_once() {
         ],
     );
 }
+
+#[test]
+fn a_wall_time_in_a_gap_runs_on_the_transition_second_exactly() {
+    // 02:10 is skipped on 2024-03-10 in New York: the job runs at 03:00 EDT
+    // sharp, and 02:00 / 02:10 together fire once.
+    next(
+        "10 2 * * *",
+        "America/New_York",
+        "2024-03-09T12:00:00Z",
+        &["2024-03-10T07:00:00Z", "2024-03-11T06:10:00Z"],
+    );
+    next(
+        "0,10 2 * * *",
+        "America/New_York",
+        "2024-03-09T12:00:00Z",
+        &[
+            "2024-03-10T07:00:00Z",
+            "2024-03-11T06:00:00Z",
+            "2024-03-11T06:10:00Z",
+        ],
+    );
+}
+
+#[test]
+fn dense_specific_time_patterns_are_answered_at_any_hour() {
+    // Every minute of the working day: no `*`, so a specific-time job, with
+    // many matches in a few hours.
+    let cron = CronSchedule::parse("0-59 9-17 * * *", "UTC").unwrap();
+    assert_eq!(
+        cron.next_after(at("2026-12-04T12:00:00Z")).unwrap(),
+        at("2026-12-04T12:01:00Z")
+    );
+    assert_eq!(
+        cron.latest_at_or_before(at("2026-12-04T12:00:30Z"))
+            .unwrap(),
+        at("2026-12-04T12:00:00Z")
+    );
+    assert_eq!(
+        cron.next_after(at("2026-12-04T17:59:00Z")).unwrap(),
+        at("2026-12-05T09:00:00Z")
+    );
+    let seconds = CronSchedule::parse("* 0-59 0-23 * * *", "America/New_York").unwrap();
+    // Through the repeated hour of 2024-11-03, second by second.
+    let inside = at("2024-11-03T06:30:00Z"); // 01:30 EST, the second pass
+    assert_eq!(
+        seconds.next_after(inside).unwrap(),
+        at("2024-11-03T07:00:00Z")
+    );
+    assert_eq!(
+        seconds.latest_at_or_before(inside).unwrap(),
+        at("2024-11-03T05:59:59Z")
+    );
+    CronSchedule::parse("0-59 0-23 * * *", "UTC").unwrap();
+}
