@@ -341,6 +341,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 let days = older_than_days.unwrap_or(refnet_jobs::DEFAULT_RETENTION_DAYS);
                 std::time::Duration::from_secs(u64::from(days) * 86_400)
             });
+            // As --older-than-days: at most a century.
+            if age > std::time::Duration::from_secs(36_500 * 86_400) {
+                return Err(Failure::usage("--older-than is more than 100 years"));
+            }
             let older = views::human_secs(age.as_secs_f64());
             if dry_run {
                 let count = refnet_jobs::prunable(&pool, age).await?;
@@ -382,6 +386,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status => views::status(&refnet_jobs::status(&pool).await?, &out),
         Command::Queue { action } => {
             match action.unwrap_or(QueueAction::List) {
+                QueueAction::Pause { name } | QueueAction::Resume { name }
+                    if name.trim().is_empty() =>
+                {
+                    return Err(Failure::usage("a queue name is needed"));
+                }
                 QueueAction::List => {
                     let queues = refnet_jobs::list_queues(&pool).await?;
                     out.print(&queues, &views::queues_table(&queues));

@@ -85,9 +85,10 @@ pub(crate) fn check(run: &RunArgs) -> Result<Checked, Failure> {
                 .with_timezone(&Utc),
         ),
         (None, Some(delay)) => Some(
-            Utc::now()
-                + chrono::Duration::from_std(delay)
-                    .map_err(|_| Failure::usage("--in is too long"))?,
+            chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|delay| Utc::now().checked_add_signed(delay))
+                .ok_or_else(|| Failure::usage("--in is too long"))?,
         ),
         (None, None) => None,
     };
