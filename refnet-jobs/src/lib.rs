@@ -95,7 +95,7 @@ pub use revoke::{Revoked, retry, revoke, revoke_with};
 pub use schedule::{CronSchedule, MisfirePolicy, ScheduleSpec, Scheduler};
 pub use status::{NextTick, Status, status};
 pub use task::{JobContext, Registry, Task, TaskError, TaskOptions};
-pub use worker::{Worker, WorkerBuilder, WorkerConfig};
+pub use worker::{AttemptEnded, Observer, Worker, WorkerBuilder, WorkerConfig};
 pub use workers::{WorkerInfo, list_workers};
 
 /// Re-exported so users can build shutdown tokens without adding the crate.

@@ -357,5 +357,22 @@ fn report(shared: &Shared, jobs: &[&Finished], written: Option<&[(Uuid, String)]
                 job = %f.id, task = %f.task, attempt = f.attempt, duration_ms = ms,
                 state = %state, "job finished"),
         }
+        if let (Some(observer), Some(state)) = (&shared.observer, states.get(&f.id)) {
+            let error = match &f.outcome {
+                Outcome::Failed(error) => Some(error.message().to_string()),
+                Outcome::Revoked { message, .. } => Some(message.clone()),
+                _ => None,
+            };
+            if let Ok(state) = state.parse() {
+                observer(&super::AttemptEnded {
+                    id: f.id,
+                    task: f.task.clone(),
+                    attempt: f.attempt,
+                    state,
+                    error,
+                    duration: f.elapsed,
+                });
+            }
+        }
     }
 }

@@ -10,6 +10,9 @@ mod execute;
 mod fetch;
 mod heartbeat;
 mod held;
+mod observe;
+
+pub use observe::{AttemptEnded, Observer};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -122,9 +125,20 @@ pub struct WorkerBuilder {
     queues: Vec<(String, usize)>,
     config: WorkerConfig,
     id: Option<String>,
+    observer: Option<Observer>,
 }
 
 impl WorkerBuilder {
+    /// Calls `observer` as each attempt's outcome is recorded (metrics,
+    /// alerts). It runs on the worker's completer, so it must return quickly.
+    pub fn on_attempt_end(
+        mut self,
+        observer: impl Fn(&AttemptEnded) + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
     /// Adds a task with its own options.
     pub fn register<T: Task>(mut self, task: T) -> Self {
         self.registry.register(task);
@@ -220,6 +234,7 @@ impl WorkerBuilder {
                 config: self.config,
                 id,
                 host: host_name(),
+                observer: self.observer,
                 held: held::Held::default(),
                 stopping: CancellationToken::new(),
                 completer,
@@ -239,6 +254,8 @@ pub(crate) struct Shared {
     pub(crate) id: String,
     /// This machine's name, for the worker registry.
     pub(crate) host: String,
+    /// Told of each attempt's recorded outcome.
+    pub(crate) observer: Option<Observer>,
     pub(crate) held: held::Held,
     /// Fires when shutdown starts: each job's [`crate::JobContext::cancel`] is its child.
     pub(crate) stopping: CancellationToken,
@@ -262,6 +279,7 @@ impl Worker {
             queues: Vec::new(),
             config: WorkerConfig::default(),
             id: None,
+            observer: None,
         }
     }
 
