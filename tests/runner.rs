@@ -54,6 +54,8 @@ fn start_runner_with(dir: &Path, url: Option<&str>, config: &Path) -> Runner {
         .env_remove("DATABASE__HOST")
         .env_remove("DATABASE__DATABASE")
         .env("RUST_LOG", "info")
+        // Tests run side by side: each endpoint on a port of its own.
+        .env("REFNET_JOBS_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::File::create(dir.join("runner.log")).unwrap(),

@@ -39,6 +39,10 @@ pub(crate) struct Config {
     #[serde(default)]
     pub(crate) paths: Paths,
     #[serde(default)]
+    pub(crate) backup: Backup,
+    #[serde(default)]
+    pub(crate) monitoring: Monitoring,
+    #[serde(default)]
     pub(crate) schedules: Vec<ScheduleEntry>,
 }
 
@@ -119,19 +123,73 @@ impl Workers {
     }
 }
 
-/// Where RefNet's tasks read and write files.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Where RefNet's tasks read and write files. Relative paths are taken from
+/// the config file's directory.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct Paths {
     /// Where the stats report is written.
-    #[serde(default = "default_reports_dir")]
     pub(crate) reports_dir: PathBuf,
+    /// Directories whose old `*.log*` files the log cleanup deletes.
+    pub(crate) log_dirs: Vec<PathBuf>,
+    /// Also clean the subdirectories of `log_dirs` (never through a symlink).
+    pub(crate) log_recursive: bool,
+    /// Where backups are written.
+    pub(crate) backup_dir: PathBuf,
 }
 
 impl Default for Paths {
     fn default() -> Self {
         Paths {
             reports_dir: default_reports_dir(),
+            log_dirs: vec![PathBuf::from("logs")],
+            log_recursive: false,
+            backup_dir: PathBuf::from("data/backups"),
+        }
+    }
+}
+
+/// How many backups are kept.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Backup {
+    /// At most this many backups are kept (the newest).
+    pub(crate) keep: usize,
+    /// Backups older than this are deleted, whatever their number.
+    pub(crate) max_age_days: u32,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup {
+            keep: 7,
+            max_age_days: 30,
+        }
+    }
+}
+
+/// Alerts, health and metrics.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Monitoring {
+    /// Address of `/healthz` and `/metrics` (empty, the default: no HTTP
+    /// endpoint); the `REFNET_JOBS_LISTEN` variable overrides it.
+    pub(crate) listen: String,
+    /// Alerts are POSTed here as JSON; none set: a CRITICAL log line instead.
+    pub(crate) webhook_url: Option<String>,
+    /// Tasks whose every failed attempt raises an alert (any task's last attempt does).
+    pub(crate) critical_tasks: Vec<String>,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            listen: String::new(),
+            webhook_url: None,
+            critical_tasks: vec![
+                "refnet.scheduled.database_maintenance".into(),
+                "refnet.scheduled.backup_database".into(),
+            ],
         }
     }
 }
@@ -191,15 +249,23 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        if let Ok(listen) = std::env::var("REFNET_JOBS_LISTEN") {
+            config.monitoring.listen = listen.trim().to_string();
+        }
         if let Ok(env) = std::env::var("REFNET_ENV")
             && !env.trim().is_empty()
         {
             config.environment = env.trim().to_string();
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        if config.paths.reports_dir.is_relative() {
-            config.paths.reports_dir = base.join(&config.paths.reports_dir);
-        }
+        let absolute = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        absolute(&mut config.paths.reports_dir);
+        absolute(&mut config.paths.backup_dir);
+        config.paths.log_dirs.iter_mut().for_each(absolute);
         config.check(path)?;
         Ok(config)
     }
@@ -222,6 +288,28 @@ impl Config {
             ));
         }
         self.workers.time_limits().map_err(invalid)?;
+        if !self.monitoring.listen.is_empty()
+            && self
+                .monitoring
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(invalid(format!(
+                "[monitoring] listen {:?} is not an address such as 127.0.0.1:9187",
+                self.monitoring.listen
+            )));
+        }
+        if let Some(url) = &self.monitoring.webhook_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(format!(
+                "[monitoring] webhook_url {url:?} must be an http:// or https:// URL"
+            )));
+        }
+        if self.backup.keep == 0 {
+            return Err(invalid("[backup] keep must be at least 1".into()));
+        }
         if self.workers.max_connections.is_some_and(|n| n < 3) {
             return Err(invalid(
                 "[workers] max_connections must be at least 3 (a listener, the heartbeat, claims)"

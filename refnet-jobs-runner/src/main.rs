@@ -7,6 +7,7 @@ mod config;
 mod database;
 mod embedded_pg;
 mod logging;
+mod monitoring;
 mod reload;
 mod tasks;
 
@@ -123,12 +124,29 @@ async fn serve(
     let env = Arc::new(tasks::TaskEnv {
         pool: pool.clone(),
         reports_dir: config.paths.reports_dir.clone(),
+        log_dirs: config.paths.log_dirs.clone(),
+        log_recursive: config.paths.log_recursive,
+        backup: tasks::BackupEnv {
+            dir: config.paths.backup_dir.clone(),
+            keep: config.backup.keep,
+            max_age_days: config.backup.max_age_days,
+            database_url: database.url.clone(),
+            production: config.environment == "production",
+        },
     });
     let limits = config.workers.time_limits()?;
     let registry = tasks::registry(env, limits, config.workers.diagnostic_tasks);
     apply_schedules(&pool, config, &registry).await?;
 
+    let counters = Arc::new(monitoring::TaskCounters::default());
+    let (alerter, alert_loop) = monitoring::Alerter::new(config.monitoring.webhook_url.clone());
+    tokio::spawn(alert_loop);
     let mut builder = Worker::builder(pool.clone())
+        .on_attempt_end(monitoring::observer(
+            counters.clone(),
+            alerter,
+            config.monitoring.critical_tasks.clone(),
+        ))
         .registry(registry.clone())
         .config(config.workers.worker_config()?);
     for (queue, concurrency) in &config.workers.queues {
@@ -138,6 +156,17 @@ async fn serve(
 
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    if !config.monitoring.listen.is_empty() {
+        let address = config
+            .monitoring
+            .listen
+            .parse()
+            .map_err(|e| format!("[monitoring] listen: {e}"))?;
+        let endpoint = monitoring::serve(address, pool.clone(), counters, shutdown.clone())
+            .await
+            .map_err(|e| format!("cannot serve /healthz and /metrics on {address}: {e}"))?;
+        tokio::spawn(endpoint);
+    }
     tokio::spawn(reload::watch(
         config_path.to_path_buf(),
         config.clone(),

@@ -1,8 +1,11 @@
 //! RefNet's scheduled tasks, run by this runner against RefNet's own tables.
 
+mod backup;
 mod diag;
 pub(crate) mod fan_out;
 mod health;
+mod logs;
+mod maintenance;
 mod papers;
 mod stats;
 
@@ -15,6 +18,7 @@ use sqlx::PgPool;
 
 pub(crate) use fan_out::{CollectNewPapers, GenerateMarkdownFiles, ProcessPendingSummaries};
 pub(crate) use health::SystemHealthCheck;
+pub(crate) use maintenance::DatabaseMaintenance;
 pub(crate) use stats::GenerateStatsReport;
 
 /// What the tasks need from the runner.
@@ -23,6 +27,42 @@ pub(crate) struct TaskEnv {
     pub(crate) pool: PgPool,
     /// Where stats reports are written.
     pub(crate) reports_dir: PathBuf,
+    /// Directories the log cleanup works in, and whether it descends.
+    pub(crate) log_dirs: Vec<PathBuf>,
+    pub(crate) log_recursive: bool,
+    /// Backups: where, how many, and of which database.
+    pub(crate) backup: BackupEnv,
+}
+
+/// What the backup task needs.
+pub(crate) struct BackupEnv {
+    pub(crate) dir: PathBuf,
+    pub(crate) keep: usize,
+    pub(crate) max_age_days: u32,
+    /// The database to dump (its password reaches `pg_dump` only through its environment).
+    pub(crate) database_url: String,
+    /// Backups run only in production; elsewhere the task reports it skipped.
+    pub(crate) production: bool,
+}
+
+impl TaskEnv {
+    /// An environment for tests: files under `dir`, no backups outside production.
+    #[cfg(test)]
+    pub(crate) fn for_tests(pool: PgPool, dir: &std::path::Path, database_url: &str) -> TaskEnv {
+        TaskEnv {
+            pool,
+            reports_dir: dir.join("reports"),
+            log_dirs: vec![dir.join("logs")],
+            log_recursive: false,
+            backup: BackupEnv {
+                dir: dir.join("backups"),
+                keep: 3,
+                max_age_days: 30,
+                database_url: database_url.to_string(),
+                production: true,
+            },
+        }
+    }
 }
 
 /// RefNet's Celery time limits: asked to stop after 55 minutes, stopped at 60.
@@ -62,7 +102,10 @@ pub(crate) fn registry(env: Arc<TaskEnv>, limits: TimeLimits, diagnostics: bool)
     with(&mut registry, ProcessPendingSummaries(env.clone()), limits);
     with(&mut registry, GenerateMarkdownFiles(env.clone()), limits);
     with(&mut registry, SystemHealthCheck(env.clone()), limits);
-    with(&mut registry, GenerateStatsReport(env), limits);
+    with(&mut registry, GenerateStatsReport(env.clone()), limits);
+    with(&mut registry, logs::CleanupOldLogs(env.clone()), limits);
+    with(&mut registry, DatabaseMaintenance(env.clone()), limits);
+    with(&mut registry, backup::BackupDatabase(env), limits);
     if diagnostics {
         registry
             .register(diag::DiagSleep)

@@ -14,10 +14,10 @@ async fn setup(pool: &PgPool) -> Arc<TaskEnv> {
     crate::database::load_fixture_if_missing(pool)
         .await
         .expect("fixture");
-    Arc::new(TaskEnv {
-        pool: pool.clone(),
-        reports_dir: temp_dir("reports"),
-    })
+    let dir = temp_dir("env");
+    let env = TaskEnv::for_tests(pool.clone(), &dir, "");
+    std::fs::create_dir_all(&env.reports_dir).expect("reports dir");
+    Arc::new(env)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -195,10 +195,7 @@ async fn health_check_reports_real_counts(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn health_check_fails_the_job_when_refnet_tables_are_missing(pool: PgPool) {
     refnet_jobs::migrate(&pool).await.expect("migrate");
-    let env = Arc::new(TaskEnv {
-        pool: pool.clone(),
-        reports_dir: temp_dir("unused"),
-    });
+    let env = Arc::new(TaskEnv::for_tests(pool.clone(), &temp_dir("unused"), ""));
     let error = SystemHealthCheck(env)
         .run(ctx(), args(serde_json::json!({})))
         .await
@@ -257,8 +254,8 @@ async fn stats_report_fails_the_job_when_it_cannot_write(pool: PgPool) {
     let blocker = temp_dir("blocked").join("not-a-dir");
     std::fs::write(&blocker, b"a file where the directory should be").expect("file");
     let env = Arc::new(TaskEnv {
-        pool: env.pool.clone(),
         reports_dir: blocker.clone(),
+        ..TaskEnv::for_tests(env.pool.clone(), &temp_dir("unused"), "")
     });
     let error = GenerateStatsReport(env)
         .run(ctx(), args(serde_json::json!({})))
@@ -277,4 +274,99 @@ fn unknown_arguments_are_refused() {
     let parsed: Result<fan_out::CollectArgs, _> =
         serde_json::from_value(serde_json::json!({"max_paper": 5}));
     assert!(parsed.is_err());
+}
+
+#[sqlx::test(migrations = false)]
+async fn maintenance_deletes_only_old_finished_rows_then_vacuums_outside_a_transaction(
+    pool: PgPool,
+) {
+    let env = setup(&pool).await;
+    let paper: String = sqlx::query_scalar("SELECT paper_id FROM papers LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("a paper");
+    sqlx::query("DELETE FROM processing_queue")
+        .execute(&pool)
+        .await
+        .expect("empty");
+    // (status, days ago): only the old finished ones go.
+    for (status, days) in [
+        ("completed", 40),
+        ("failed", 40),
+        ("pending", 40),
+        ("running", 40),
+        ("completed", 5),
+    ] {
+        sqlx::query(
+            "INSERT INTO processing_queue (paper_id, task_type, status, created_at, updated_at, completed_at)
+             VALUES ($1, 'crawl', $2,
+                     (now() AT TIME ZONE 'UTC') - make_interval(days => $3),
+                     (now() AT TIME ZONE 'UTC') - make_interval(days => $3),
+                     CASE WHEN $2 IN ('completed', 'failed')
+                          THEN (now() AT TIME ZONE 'UTC') - make_interval(days => $3) END)",
+        )
+        .bind(&paper)
+        .bind(status)
+        .bind(days)
+        .execute(&pool)
+        .await
+        .expect("queue row");
+    }
+    let old = refnet_jobs::enqueue(&pool, &refnet_jobs::NewJob::new("t", serde_json::json!({})))
+        .await
+        .expect("job")
+        .id;
+    sqlx::query(
+        "UPDATE refnet_jobs.jobs SET state = 'completed', finished_at = now() - interval '40 days'
+         WHERE id = $1",
+    )
+    .bind(old)
+    .execute(&pool)
+    .await
+    .expect("old job");
+    let waiting =
+        refnet_jobs::enqueue(&pool, &refnet_jobs::NewJob::new("t", serde_json::json!({})))
+            .await
+            .expect("job")
+            .id;
+
+    let outcome = DatabaseMaintenance(env)
+        .run(ctx(), args(serde_json::json!({})))
+        .await
+        .expect("maintenance");
+    let json = serde_json::to_value(&outcome).expect("json");
+    assert_eq!(json["processing_queue_deleted"], 2);
+    assert_eq!(json["job_history_deleted"], 1);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM processing_queue ORDER BY status")
+            .fetch_all(&pool)
+            .await
+            .expect("left");
+    assert_eq!(left, ["completed", "pending", "running"]);
+    assert!(
+        refnet_jobs::get_job(&pool, old)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        refnet_jobs::get_job(&pool, waiting)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    let vacuumed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_user_tables
+         WHERE relname IN ('papers', 'processing_queue', 'jobs') AND last_vacuum IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("stats");
+    assert_eq!(vacuumed, 3, "VACUUM ran (it cannot inside a transaction)");
+    assert!(
+        <DatabaseMaintenance as Task>::validate(&args(
+            serde_json::json!({"queue_days_to_keep": 0})
+        ))
+        .is_err()
+    );
 }

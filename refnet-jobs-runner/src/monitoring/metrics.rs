@@ -1,0 +1,174 @@
+//! Task outcome counters kept by this runner, and the Prometheus text
+//! `/metrics` serves (counters here, queue figures read from the database).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, PoisonError};
+
+use refnet_jobs::{AttemptEnded, JobState};
+use sqlx::PgPool;
+
+/// Per task: attempts by outcome, and the time they took.
+#[derive(Default)]
+pub(crate) struct TaskCounters {
+    tasks: Mutex<BTreeMap<String, TaskCount>>,
+}
+
+#[derive(Default, Clone)]
+struct TaskCount {
+    /// Outcome (`completed`, `failed`, `retried`, `cancelled`, `interrupted`) → attempts.
+    outcomes: BTreeMap<&'static str, u64>,
+    seconds_sum: f64,
+    attempts: u64,
+}
+
+impl TaskCounters {
+    /// Counts one ended attempt.
+    pub(crate) fn record(&self, ended: &AttemptEnded) {
+        let outcome = match ended.state {
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Retryable => "retried",
+            JobState::Cancelled => "cancelled",
+            _ => "interrupted",
+        };
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = tasks.entry(ended.task.clone()).or_default();
+        *count.outcomes.entry(outcome).or_default() += 1;
+        count.seconds_sum += ended.duration.as_secs_f64();
+        count.attempts += 1;
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, TaskCount> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A Prometheus label value, escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The `/metrics` page: this runner's task counters, and from the database
+/// the live jobs per queue and state, each queue's oldest wait, and RefNet's
+/// paper counts from the latest health check.
+///
+/// Fails when the database cannot be read (the page is then a 503).
+pub(crate) async fn render(
+    pool: &PgPool,
+    counters: &TaskCounters,
+) -> Result<String, refnet_jobs::Error> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP refnet_jobs_task_attempts_total Attempts this runner finished, by task and outcome."
+    );
+    let _ = writeln!(out, "# TYPE refnet_jobs_task_attempts_total counter");
+    let tasks = counters.snapshot();
+    for (task, count) in &tasks {
+        for (outcome, n) in &count.outcomes {
+            let _ = writeln!(
+                out,
+                "refnet_jobs_task_attempts_total{{task=\"{}\",outcome=\"{outcome}\"}} {n}",
+                label(task)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP refnet_jobs_task_duration_seconds Time this runner's attempts took, by task."
+    );
+    let _ = writeln!(out, "# TYPE refnet_jobs_task_duration_seconds summary");
+    for (task, count) in &tasks {
+        let task = label(task);
+        let _ = writeln!(
+            out,
+            "refnet_jobs_task_duration_seconds_sum{{task=\"{task}\"}} {}",
+            count.seconds_sum
+        );
+        let _ = writeln!(
+            out,
+            "refnet_jobs_task_duration_seconds_count{{task=\"{task}\"}} {}",
+            count.attempts
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP refnet_jobs_jobs Live jobs, by queue and state."
+    );
+    let _ = writeln!(out, "# TYPE refnet_jobs_jobs gauge");
+    for count in refnet_jobs::live_counts(pool).await? {
+        let _ = writeln!(
+            out,
+            "refnet_jobs_jobs{{queue=\"{}\",state=\"{}\"}} {}",
+            label(&count.queue),
+            count.state,
+            count.count
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP refnet_jobs_oldest_waiting_seconds How long each queue's oldest runnable job has waited."
+    );
+    let _ = writeln!(out, "# TYPE refnet_jobs_oldest_waiting_seconds gauge");
+    let _ = writeln!(
+        out,
+        "# HELP refnet_jobs_queue_paused 1 when the queue is paused."
+    );
+    let _ = writeln!(out, "# TYPE refnet_jobs_queue_paused gauge");
+    for queue in refnet_jobs::list_queues(pool).await? {
+        let name = label(&queue.name);
+        let _ = writeln!(
+            out,
+            "refnet_jobs_oldest_waiting_seconds{{queue=\"{name}\"}} {}",
+            queue.oldest_waiting_secs.unwrap_or(0.0)
+        );
+        let _ = writeln!(
+            out,
+            "refnet_jobs_queue_paused{{queue=\"{name}\"}} {}",
+            u8::from(queue.paused_at.is_some())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP refnet_papers RefNet's papers by status column and value, from the latest health check."
+    );
+    let _ = writeln!(out, "# TYPE refnet_papers gauge");
+    if let Some(papers) = latest_paper_counts(pool).await? {
+        for (column, values) in papers {
+            for (value, n) in values {
+                let _ = writeln!(
+                    out,
+                    "refnet_papers{{column=\"{}\",status=\"{}\"}} {n}",
+                    label(&column),
+                    label(&value)
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `papers` of the latest completed health check's result.
+async fn latest_paper_counts(
+    pool: &PgPool,
+) -> Result<Option<BTreeMap<String, BTreeMap<String, i64>>>, refnet_jobs::Error> {
+    let filter = refnet_jobs::HistoryFilter {
+        task: Some(<crate::tasks::SystemHealthCheck as refnet_jobs::Task>::NAME.to_string()),
+        state: Some(JobState::Completed),
+        limit: 1,
+        ..refnet_jobs::HistoryFilter::last_days(7)
+    };
+    let latest = refnet_jobs::history(pool, &filter).await?;
+    Ok(latest
+        .into_iter()
+        .next()
+        .and_then(|job| job.result)
+        .and_then(|result| serde_json::from_value(result.get("papers")?.clone()).ok()))
+}
