@@ -233,6 +233,63 @@ async fn stats_report_counts_papers_per_year_and_is_written_atomically(pool: PgP
         );
     }
     assert_eq!(report["totals"]["papers"], 12000);
+    // Every other number, against SQL of its own.
+    for (name, table) in [
+        ("papers", "papers"),
+        ("authors", "authors"),
+        ("paper_relations", "paper_relations"),
+        ("venues", "venues"),
+        ("journals", "journals"),
+    ] {
+        let count: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        assert_eq!(report["totals"][name], count, "{name}");
+    }
+    for column in ["crawl_status", "pdf_status", "summary_status"] {
+        let by_value: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {column}, count(*) FROM papers GROUP BY 1"
+        )))
+        .fetch_all(&pool)
+        .await
+        .expect("status counts");
+        for (value, count) in &by_value {
+            assert_eq!(
+                report["processing_status"][column][value], *count,
+                "{column} {value}"
+            );
+        }
+        let rate: f64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT round(100.0 * count(*) FILTER (WHERE {column} = 'completed') / count(*), 2)::float8
+             FROM papers"
+        )))
+        .fetch_one(&pool)
+        .await
+        .expect("rate");
+        let key = column.trim_end_matches("_status");
+        assert!(
+            (report["completion_rates"][key].as_f64().expect("rate") - rate).abs() < 0.006,
+            "{key}: {} vs {rate}",
+            report["completion_rates"][key]
+        );
+    }
+    let week: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM papers WHERE created_at >= (now() AT TIME ZONE 'UTC') - interval '7 days'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("week");
+    assert_eq!(report["papers_added_this_week"], week);
+    let queue: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT task_type, status, count(*) FROM processing_queue GROUP BY 1, 2")
+            .fetch_all(&pool)
+            .await
+            .expect("queue");
+    for (task_type, status, count) in &queue {
+        assert_eq!(report["processing_queue"][task_type][status], *count);
+    }
     let files: Vec<String> = std::fs::read_dir(&env.reports_dir)
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
