@@ -18,13 +18,17 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /var/lib/refnet-jobs --create-home refnet
 COPY --from=build /src/target/release/refnet-jobs-runner /src/target/release/refnet-jobs /usr/local/bin/
 COPY --from=build /src/migrations /usr/share/refnet-jobs/migrations
-COPY --from=build /src/refnet-jobs.toml /etc/refnet-jobs/refnet-jobs.toml
+# The config's relative paths (data/reports, data/backups, logs) are taken from
+# its directory: here the refnet user's own, so the tasks can write there.
+COPY --from=build --chown=refnet:refnet /src/refnet-jobs.toml /var/lib/refnet-jobs/refnet-jobs.toml
 USER refnet
 WORKDIR /var/lib/refnet-jobs
-ENV REFNET_JOBS_CONFIG=/etc/refnet-jobs/refnet-jobs.toml \
+VOLUME /var/lib/refnet-jobs/data
+ENV REFNET_JOBS_CONFIG=/var/lib/refnet-jobs/refnet-jobs.toml \
     REFNET_JOBS_LISTEN=0.0.0.0:9187 \
     REFNET_JOBS_LOG_JSON=1
 EXPOSE 9187
-HEALTHCHECK --interval=30s --timeout=5s CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/9187 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '200 OK' <&3"]
+# bash (not sh) for /dev/tcp: no curl needed in the image.
+HEALTHCHECK --interval=30s --timeout=5s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9187 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '200 OK' <&3"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/refnet-jobs-runner"]
