@@ -134,7 +134,8 @@ enum Command {
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch: u32,
     },
-    /// Measure throughput and latency (WORKLOAD.md) on a database of its own.
+    /// Measure drain, latency and insert rate (see refnet-jobs/docs/performance.md) on the
+    /// database's `bench` queue, which it empties first.
     Bench(bench::BenchArgs),
     /// The peer benchmark harness's adapter verbs (see scripts/bench-adapter.sh).
     #[command(hide = true)]
@@ -596,6 +597,22 @@ fn finished_state(text: &str) -> Result<refnet_jobs::JobState, Failure> {
 }
 
 /// Parses `--args`: a JSON object.
+/// Schedules from the runner's config are changed there: `add` or `remove`
+/// would be undone at the next sync, and meanwhile mislead.
+async fn refuse_config_schedule(
+    pool: &sqlx::PgPool,
+    name: &str,
+    verb: &str,
+) -> Result<(), Failure> {
+    match refnet_jobs::schedule::get(pool, name).await {
+        Ok(info) if info.source == "config" => Err(Failure::failed(format!(
+            "schedule {name} comes from the runner's config; {verb} it there (or pause it with `schedule disable {name}`)"
+        ))),
+        Ok(_) | Err(refnet_jobs::Error::NotFound(_)) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// A warning for an expression whose day-of-month and day-of-week are both
 /// restricted: cron runs on days matching *either* (`+` before the weekday asks for both).
 fn or_warning(expr: &str) -> Option<String> {
@@ -637,9 +654,15 @@ async fn schedule(
         ScheduleAction::List => schedule_list(&schedule::list(pool).await?, out),
         ScheduleAction::Enable { name } => {
             let next = schedule::resume(pool, &name).await?;
+            let text = match next {
+                Some(next) => format!("schedule {name} resumed; next tick {}\n", out.time(next)),
+                None => format!(
+                    "pause of {name} lifted; it stays disabled by its definition (see `refnet-jobs schedule`)\n"
+                ),
+            };
             out.print(
                 &serde_json::json!({"name": name, "paused": false, "next_fire_at": next}),
-                &format!("schedule {name} resumed; next tick {}\n", out.time(next)),
+                &text,
             );
         }
         ScheduleAction::Disable { name } => {
@@ -683,6 +706,7 @@ async fn schedule(
             if let Some(warning) = or_warning(&cron) {
                 eprintln!("warning: {warning}");
             }
+            refuse_config_schedule(pool, &name, "replace").await?;
             schedule::upsert(pool, &spec, "cli").await?;
             let next = parsed.next_after(Utc::now())?;
             out.print(
@@ -691,6 +715,7 @@ async fn schedule(
             );
         }
         ScheduleAction::Remove { name } => {
+            refuse_config_schedule(pool, &name, "remove").await?;
             schedule::remove(pool, &name).await?;
             out.print(
                 &serde_json::json!({"name": name, "removed": true}),

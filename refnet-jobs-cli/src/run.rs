@@ -193,9 +193,9 @@ async fn wait(
             }
             return Err(Failure {
                 message: format!(
-                    "job {id} is still {} after {:?}; it goes on (see `refnet-jobs show {id}`)",
+                    "job {id} is still {} after {}; it goes on (see `refnet-jobs show {id}`)",
                     job.state,
-                    started.elapsed()
+                    crate::views::human_secs(started.elapsed().as_secs_f64())
                 ),
                 code: WAIT_TIMED_OUT,
             });

@@ -65,7 +65,7 @@ async fn run(args: Args) -> Result<(), String> {
     let url = args
         .database_url
         .or_else(refnet_jobs::connect::database_url_from_env);
-    let database = match url {
+    let mut database = match url {
         Some(url) => database::Database {
             url,
             embedded: None,
@@ -83,8 +83,22 @@ async fn run(args: Args) -> Result<(), String> {
             started?
         }
     };
-    let result = serve(&config, &args.config, &database, args.no_scheduler).await;
-    if let Some(embedded) = database.embedded {
+    // Shared with the signal handler, which stops the throwaway server itself
+    // when a second signal makes the runner exit at once.
+    let throwaway = Arc::new(std::sync::Mutex::new(database.embedded.take()));
+    let result = serve(
+        &config,
+        &args.config,
+        &database,
+        throwaway.clone(),
+        args.no_scheduler,
+    )
+    .await;
+    let embedded = throwaway
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(embedded) = embedded {
         tokio::task::spawn_blocking(move || embedded.stop())
             .await
             .ok();
@@ -96,8 +110,13 @@ async fn serve(
     config: &Config,
     config_path: &std::path::Path,
     database: &database::Database,
+    throwaway: Throwaway,
     no_scheduler: bool,
 ) -> Result<(), String> {
+    let embedded = throwaway
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .is_some();
     // The worker opens two connections of its own (LISTEN, heartbeats) next
     // to this pool: a configured total includes them.
     let max_connections = config
@@ -111,7 +130,7 @@ async fn serve(
     refnet_jobs::migrate(&pool)
         .await
         .map_err(|e| e.to_string())?;
-    if database.embedded.is_some() {
+    if embedded {
         tracing::info!("loading RefNet's schema and sample data if missing");
         if database::load_fixture_if_missing(&pool)
             .await
@@ -155,7 +174,7 @@ async fn serve(
     let worker = builder.build().map_err(|e| e.to_string())?;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::spawn(wait_for_signal(shutdown.clone(), throwaway));
     if !config.monitoring.listen.is_empty() {
         let address = config
             .monitoring
@@ -234,7 +253,10 @@ async fn check_schedule_tasks(
     Ok(())
 }
 
-async fn wait_for_signal(shutdown: CancellationToken) {
+/// The throwaway PostgreSQL, if this runner started one.
+type Throwaway = Arc<std::sync::Mutex<Option<database::Embedded>>>;
+
+async fn wait_for_signal(shutdown: CancellationToken, throwaway: Throwaway) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,
@@ -258,5 +280,16 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     tracing::warn!(
         "second signal: exiting now; running jobs stay running until their leases expire"
     );
+    let embedded = throwaway
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(embedded) = embedded {
+        // Stopping the server is quick (fast shutdown); a job left running
+        // is rescued at the next start.
+        tokio::task::spawn_blocking(move || embedded.stop())
+            .await
+            .ok();
+    }
     std::process::exit(130);
 }

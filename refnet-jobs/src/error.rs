@@ -60,6 +60,10 @@ pub enum Error {
     /// No job or schedule with this id or name exists.
     #[error("{0} not found")]
     NotFound(String),
+    /// The job or schedule is not in a state that allows this (retrying a
+    /// completed job, resuming a schedule that is not paused).
+    #[error("{0}")]
+    WrongState(String),
     /// The job has finished, so there is nothing left to revoke.
     #[error("job {id} already finished ({state}); nothing to revoke")]
     AlreadyFinished {

@@ -69,7 +69,7 @@ pub async fn revoke_with<'e>(
 /// used them all. Returns the state it had.
 ///
 /// Fails with [`Error::NotFound`] for an unknown id, with
-/// [`Error::InvalidOption`] for a job that is waiting, running or completed,
+/// [`Error::WrongState`] for a job that is waiting, running or completed,
 /// and with [`Error::Database`] when another live job now holds its unique
 /// key.
 pub async fn retry<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<JobState> {
@@ -78,7 +78,7 @@ pub async fn retry<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<JobSta
         .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
     let state: JobState = state.parse()?;
     if !changed {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::WrongState(format!(
             "job {id} is {state}; only failed or cancelled jobs can be retried"
         )));
     }

@@ -112,26 +112,31 @@ pub(crate) async fn render(
             count.count
         );
     }
+    // Each family's samples together, right after its HELP and TYPE.
+    let queues = refnet_jobs::list_queues(pool).await?;
     let _ = writeln!(
         out,
         "# HELP refnet_jobs_oldest_waiting_seconds How long each queue's oldest runnable job has waited."
     );
     let _ = writeln!(out, "# TYPE refnet_jobs_oldest_waiting_seconds gauge");
+    for queue in &queues {
+        let _ = writeln!(
+            out,
+            "refnet_jobs_oldest_waiting_seconds{{queue=\"{}\"}} {}",
+            label(&queue.name),
+            queue.oldest_waiting_secs.unwrap_or(0.0)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP refnet_jobs_queue_paused 1 when the queue is paused."
     );
     let _ = writeln!(out, "# TYPE refnet_jobs_queue_paused gauge");
-    for queue in refnet_jobs::list_queues(pool).await? {
-        let name = label(&queue.name);
+    for queue in &queues {
         let _ = writeln!(
             out,
-            "refnet_jobs_oldest_waiting_seconds{{queue=\"{name}\"}} {}",
-            queue.oldest_waiting_secs.unwrap_or(0.0)
-        );
-        let _ = writeln!(
-            out,
-            "refnet_jobs_queue_paused{{queue=\"{name}\"}} {}",
+            "refnet_jobs_queue_paused{{queue=\"{}\"}} {}",
+            label(&queue.name),
             u8::from(queue.paused_at.is_some())
         );
     }

@@ -5,26 +5,22 @@ use sqlx::PgExecutor;
 use crate::Result;
 use crate::queues::QueueInfo;
 
-/// Pauses or resumes `queue`; resuming wakes its workers.
+/// Pauses or resumes `queue`; resuming removes its row (a queue needs none)
+/// and wakes its workers.
 pub(crate) async fn set_paused<'e>(
     executor: impl PgExecutor<'e>,
     queue: &str,
     paused: bool,
 ) -> Result<()> {
-    sqlx::query(
-        "WITH set AS (
-             INSERT INTO refnet_jobs.queues (name, paused_at)
-             VALUES ($1, CASE WHEN $2 THEN now() END)
-             ON CONFLICT (name) DO UPDATE
-             SET paused_at = CASE WHEN $2 THEN coalesce(refnet_jobs.queues.paused_at, now()) END
-             RETURNING name
-         )
-         SELECT CASE WHEN NOT $2 THEN pg_notify('refnet_jobs', name) END FROM set",
-    )
-    .bind(queue)
-    .bind(paused)
-    .execute(executor)
-    .await?;
+    let sql = if paused {
+        "INSERT INTO refnet_jobs.queues (name, paused_at) VALUES ($1, now())
+         ON CONFLICT (name) DO UPDATE
+         SET paused_at = coalesce(refnet_jobs.queues.paused_at, now())"
+    } else {
+        "WITH gone AS (DELETE FROM refnet_jobs.queues WHERE name = $1 RETURNING name)
+         SELECT pg_notify('refnet_jobs', $1) FROM (SELECT count(*) FROM gone) AS done"
+    };
+    sqlx::query(sql).bind(queue).execute(executor).await?;
     Ok(())
 }
 

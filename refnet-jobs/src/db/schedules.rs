@@ -236,3 +236,15 @@ pub(crate) async fn remove<'e>(executor: impl PgExecutor<'e>, name: &str) -> Res
             == 1,
     )
 }
+
+/// Lifts the pause of schedule `name` without giving it a next tick (its
+/// definition keeps it disabled).
+pub(crate) async fn unpause_only<'e>(executor: impl PgExecutor<'e>, name: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE refnet_jobs.schedules SET paused_at = NULL, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .execute(executor)
+    .await?;
+    Ok(())
+}

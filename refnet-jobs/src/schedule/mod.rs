@@ -255,37 +255,34 @@ pub async fn pause(pool: &PgPool, name: &str) -> Result<()> {
 }
 
 /// Resumes a paused schedule. Its next tick is the first one after now:
-/// ticks that fell while it was paused are never fired. Returns that tick.
+/// ticks that fell while it was paused are never fired. Returns that tick,
+/// or `None` when the pause is lifted but its definition keeps it disabled
+/// (gated to another environment, or `enabled = false`).
 ///
 /// Fails with [`Error::NotFound`] for an unknown name, and with
-/// [`Error::InvalidSchedule`] when it is not paused or its definition
-/// disables it (the reason is given: change it in the config).
-pub async fn resume(pool: &PgPool, name: &str) -> Result<DateTime<Utc>> {
+/// [`Error::WrongState`] when it is not paused.
+pub async fn resume(pool: &PgPool, name: &str) -> Result<Option<DateTime<Utc>>> {
     let info = get(pool, name).await?;
-    if !info.spec.enabled {
-        return Err(Error::InvalidSchedule {
-            name: name.to_string(),
-            reason: format!(
-                "it is disabled by its definition ({}); enable it there",
-                info.spec
-                    .disabled_reason
-                    .as_deref()
-                    .unwrap_or("enabled = false")
-            ),
-        });
-    }
     if info.paused_at.is_none() {
         // Resetting its next tick would drop ticks that are due.
-        return Err(Error::InvalidSchedule {
-            name: name.to_string(),
-            reason: "it is not paused".into(),
-        });
+        let why = match (&info.spec.enabled, &info.spec.disabled_reason) {
+            (true, _) => String::new(),
+            (false, Some(reason)) => format!("; it is disabled by its definition: {reason}"),
+            (false, None) => "; it is disabled by its definition".into(),
+        };
+        return Err(Error::WrongState(format!(
+            "schedule {name:?} is not paused{why}"
+        )));
+    }
+    if !info.spec.enabled {
+        db::schedules::unpause_only(pool, name).await?;
+        return Ok(None);
     }
     let cron = info.spec.validate()?;
     let now = db::schedules::now(pool).await?;
     let next = cron.next_after(now)?;
     db::schedules::resume(pool, name, next).await?;
-    Ok(next)
+    Ok(Some(next))
 }
 
 /// Enqueues a schedule's job now, outside its cron (Celery's "run now"):

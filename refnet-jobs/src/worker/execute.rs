@@ -84,10 +84,14 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePer
                     ))),
                     (Ran::Interrupted, Some(Stop::Revoked)) => Outcome::Revoked {
                         started: true,
-                        message: format!(
-                            "revoked; stopped after the cancel grace of {}",
-                            secs(shared.config.cancel_grace)
-                        ),
+                        message: if shared.held.was_terminated(job.id) {
+                            "revoked with terminate; stopped at once".to_string()
+                        } else {
+                            format!(
+                                "revoked; stopped after the cancel grace of {}",
+                                secs(shared.config.cancel_grace)
+                            )
+                        },
                     },
                     (Ran::Interrupted, Some(Stop::LeaseLost)) => Outcome::Lost,
                     (Ran::Interrupted, _) => Outcome::Interrupted,

@@ -28,6 +28,8 @@ struct Entry {
     /// Drops the attempt's future at once.
     interrupt: CancellationToken,
     stop: Option<Stop>,
+    /// A revoke asked to drop it at once (`--terminate`).
+    terminated: bool,
     /// Its outcome went to the completer: nothing is left to stop.
     finished: bool,
 }
@@ -64,6 +66,7 @@ impl Held {
                 cancel: parent.child_token(),
                 interrupt: CancellationToken::new(),
                 stop: None,
+                terminated: false,
                 finished: false,
             },
         );
@@ -89,6 +92,11 @@ impl Held {
     /// Why job `id` was stopped, if it was.
     pub(crate) fn stop_reason(&self, id: Uuid) -> Option<Stop> {
         self.lock().get(&id).and_then(|entry| entry.stop)
+    }
+
+    /// True when a revoke with `terminate` dropped job `id`.
+    pub(crate) fn was_terminated(&self, id: Uuid) -> bool {
+        self.lock().get(&id).is_some_and(|entry| entry.terminated)
     }
 
     /// Notes that job `id`'s outcome was handed over for writing.
@@ -134,6 +142,7 @@ impl Held {
             }
             if entry.stop == Some(Stop::Revoked) {
                 if terminate && !entry.interrupt.is_cancelled() {
+                    entry.terminated = true;
                     entry.interrupt.cancel();
                     return true;
                 }
@@ -142,6 +151,7 @@ impl Held {
             entry.stop = Some(Stop::Revoked);
             entry.cancel.cancel();
             if terminate {
+                entry.terminated = true;
                 entry.interrupt.cancel();
                 return true;
             }
