@@ -146,6 +146,12 @@ impl NewJob {
                 )));
             }
         }
+        if has_nul(&self.args) {
+            return Err(Error::InvalidArgs(
+                "the arguments contain a NUL character (\\u0000), which PostgreSQL cannot store"
+                    .into(),
+            ));
+        }
         let size = json_size(&self.args);
         if size > MAX_ARGS_BYTES {
             return Err(Error::InvalidArgs(format!(
@@ -178,6 +184,16 @@ impl NewJob {
             soft_limit_secs: self.time_limits.soft().map(|d| d.as_secs_f64()),
             hard_limit_secs: self.time_limits.hard().map(|d| d.as_secs_f64()),
         }
+    }
+}
+
+/// True when a string (or key) in `value` holds a NUL character.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 

@@ -86,6 +86,10 @@ async fn payloads_of_any_size_up_to_the_cap_run_and_notifications_stay_tiny(pool
         .unwrap();
     assert_eq!(rows, payloads.len() as i64, "the refused job left no row");
 
+    let nul = NewJob::new("test.echo_len", serde_json::json!({ "payload": "a\u{0}b" }));
+    let error = enqueue(&pool, &nul).await.unwrap_err();
+    assert!(error.to_string().contains("NUL"), "{error}");
+
     let long_queue = NewJob::new("test.echo_len", serde_json::json!({})).queue("q".repeat(201));
     assert!(matches!(
         enqueue(&pool, &long_queue).await.unwrap_err(),
