@@ -152,9 +152,10 @@ async fn serve(
             database_url: database.url.clone(),
             production: config.environment == "production",
         },
+        latest_papers: std::sync::Mutex::new(None),
     });
     let limits = config.workers.time_limits()?;
-    let registry = tasks::registry(env, limits, config.workers.diagnostic_tasks);
+    let registry = tasks::registry(env.clone(), limits, config.workers.diagnostic_tasks);
     apply_schedules(&pool, config, &registry).await?;
 
     let counters = Arc::new(monitoring::TaskCounters::default());
@@ -181,9 +182,15 @@ async fn serve(
             .listen
             .parse()
             .map_err(|e| format!("[monitoring] listen: {e}"))?;
-        let endpoint = monitoring::serve(address, pool.clone(), counters, shutdown.clone())
-            .await
-            .map_err(|e| format!("cannot serve /healthz and /metrics on {address}: {e}"))?;
+        let endpoint = monitoring::serve(
+            address,
+            pool.clone(),
+            counters,
+            env.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| format!("cannot serve /healthz and /metrics on {address}: {e}"))?;
         tokio::spawn(endpoint);
     }
     tokio::spawn(reload::watch(
@@ -273,10 +280,10 @@ async fn wait_for_signal(shutdown: CancellationToken, throwaway: Throwaway) {
     };
     shutdown.cancel();
     tracing::info!("{signal}: shutting down (send it again to stop at once)");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let code = tokio::select! {
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = term.recv() => 143,
+    };
     tracing::warn!(
         "second signal: exiting now; running jobs stay running until their leases expire"
     );
@@ -291,5 +298,5 @@ async fn wait_for_signal(shutdown: CancellationToken, throwaway: Throwaway) {
             .await
             .ok();
     }
-    std::process::exit(130);
+    std::process::exit(code);
 }

@@ -70,12 +70,19 @@ pub async fn revoke_with<'e>(
 ///
 /// Fails with [`Error::NotFound`] for an unknown id, with
 /// [`Error::WrongState`] for a job that is waiting, running or completed,
-/// and with [`Error::Database`] when another live job now holds its unique
-/// key.
+/// and when another live job now holds its unique key.
 pub async fn retry<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<JobState> {
-    let (state, changed) = db::jobs::retry(executor, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+    let found = db::jobs::retry(executor, id)
+        .await
+        .map_err(|error| match &error {
+            Error::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+                Error::WrongState(format!(
+                    "job {id} cannot be retried: another live job holds its unique key"
+                ))
+            }
+            _ => error,
+        })?;
+    let (state, changed) = found.ok_or_else(|| Error::NotFound(format!("job {id}")))?;
     let state: JobState = state.parse()?;
     if !changed {
         return Err(Error::WrongState(format!(

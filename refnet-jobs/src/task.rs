@@ -99,7 +99,7 @@ impl TaskError {
     /// A failure worth retrying (network, a locked row, ...).
     pub fn retryable(message: impl Into<String>) -> Self {
         TaskError {
-            message: message.into(),
+            message: storable(message.into()),
             permanent: false,
         }
     }
@@ -107,7 +107,7 @@ impl TaskError {
     /// A failure no retry can fix (bad arguments, a missing row): the job fails at once.
     pub fn permanent(message: impl Into<String>) -> Self {
         TaskError {
-            message: message.into(),
+            message: storable(message.into()),
             permanent: true,
         }
     }
@@ -128,6 +128,16 @@ impl TaskError {
             message: format!("{prefix}{}", self.message),
             ..self
         }
+    }
+}
+
+/// `message` with NUL characters replaced: PostgreSQL cannot store them,
+/// and an error message must never be what makes its job's record fail.
+fn storable(message: String) -> String {
+    if message.contains('\0') {
+        message.replace('\0', "\u{FFFD}")
+    } else {
+        message
     }
 }
 

@@ -14,6 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::TaskCounters;
 
+/// Requests answered at once; more connections are closed at once.
+const MAX_REQUESTS: usize = 4;
+
 /// Serves `address` until `shutdown` fires.
 ///
 /// Fails when the address cannot be bound.
@@ -21,11 +24,13 @@ pub(crate) async fn serve(
     address: SocketAddr,
     pool: PgPool,
     counters: Arc<TaskCounters>,
+    env: Arc<crate::tasks::TaskEnv>,
     shutdown: CancellationToken,
 ) -> std::io::Result<impl Future<Output = ()>> {
     let listener = TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "health and metrics at /healthz and /metrics");
+    let busy = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS));
     Ok(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -39,11 +44,18 @@ pub(crate) async fn serve(
                 },
                 _ = shutdown.cancelled() => return,
             };
-            let (pool, counters) = (pool.clone(), counters.clone());
+            // A few requests at a time: probes and scrapers, not a crowd,
+            // must never take the pool's connections from the workers.
+            let Ok(permit) = busy.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
+            let (pool, counters, env) = (pool.clone(), counters.clone(), env.clone());
             tokio::spawn(async move {
-                if let Err(error) = answer(stream, &pool, &counters).await {
+                if let Err(error) = answer(stream, &pool, &counters, &env).await {
                     tracing::debug!(%error, "metrics endpoint: request failed");
                 }
+                drop(permit);
             });
         }
     })
@@ -53,6 +65,7 @@ async fn answer(
     mut stream: TcpStream,
     pool: &PgPool,
     counters: &TaskCounters,
+    env: &crate::tasks::TaskEnv,
 ) -> std::io::Result<()> {
     let mut request = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -88,11 +101,15 @@ async fn answer(
                     "text/plain",
                     "ok: process up, database reachable\n".to_string(),
                 ),
-                Ok(Err(error)) => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    format!("database unreachable: {error}\n"),
-                ),
+                Ok(Err(error)) => {
+                    // Details in the log, not on a page anyone can read.
+                    tracing::warn!(%error, "healthz: database unreachable");
+                    (
+                        "503 Service Unavailable",
+                        "text/plain",
+                        "database unreachable\n".to_string(),
+                    )
+                }
                 Err(_) => (
                     "503 Service Unavailable",
                     "text/plain",
@@ -100,12 +117,25 @@ async fn answer(
                 ),
             }
         }
-        ("GET" | "HEAD", "/metrics") => match super::metrics::render(pool, counters).await {
-            Ok(text) => ("200 OK", "text/plain; version=0.0.4", text),
-            Err(error) => (
+        ("GET" | "HEAD", "/metrics") => match tokio::time::timeout(
+            Duration::from_secs(5),
+            super::metrics::render(pool, counters, env),
+        )
+        .await
+        {
+            Ok(Ok(text)) => ("200 OK", "text/plain; version=0.0.4", text),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "metrics: cannot read the database");
+                (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "cannot read metrics\n".to_string(),
+                )
+            }
+            Err(_) => (
                 "503 Service Unavailable",
                 "text/plain",
-                format!("cannot read metrics: {error}\n"),
+                "metrics timed out\n".to_string(),
             ),
         },
         ("GET" | "HEAD", _) => (

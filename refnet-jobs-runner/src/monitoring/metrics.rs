@@ -57,12 +57,13 @@ fn label(value: &str) -> String {
 
 /// The `/metrics` page: this runner's task counters, and from the database
 /// the live jobs per queue and state, each queue's oldest wait, and RefNet's
-/// paper counts from the latest health check.
+/// paper counts from this runner's latest health check.
 ///
 /// Fails when the database cannot be read (the page is then a 503).
 pub(crate) async fn render(
     pool: &PgPool,
     counters: &TaskCounters,
+    env: &crate::tasks::TaskEnv,
 ) -> Result<String, refnet_jobs::Error> {
     let mut out = String::new();
     let _ = writeln!(
@@ -145,7 +146,12 @@ pub(crate) async fn render(
         "# HELP refnet_papers RefNet's papers by status column and value, from the latest health check."
     );
     let _ = writeln!(out, "# TYPE refnet_papers gauge");
-    if let Some(papers) = latest_paper_counts(pool).await? {
+    let papers = env
+        .latest_papers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(papers) = papers {
         for (column, values) in papers {
             for (value, n) in values {
                 let _ = writeln!(
@@ -158,22 +164,4 @@ pub(crate) async fn render(
         }
     }
     Ok(out)
-}
-
-/// `papers` of the latest completed health check's result.
-async fn latest_paper_counts(
-    pool: &PgPool,
-) -> Result<Option<BTreeMap<String, BTreeMap<String, i64>>>, refnet_jobs::Error> {
-    let filter = refnet_jobs::HistoryFilter {
-        task: Some(<crate::tasks::SystemHealthCheck as refnet_jobs::Task>::NAME.to_string()),
-        state: Some(JobState::Completed),
-        limit: 1,
-        ..refnet_jobs::HistoryFilter::last_days(7)
-    };
-    let latest = refnet_jobs::history(pool, &filter).await?;
-    Ok(latest
-        .into_iter()
-        .next()
-        .and_then(|job| job.result)
-        .and_then(|result| serde_json::from_value(result.get("papers")?.clone()).ok()))
 }

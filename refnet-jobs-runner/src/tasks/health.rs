@@ -73,6 +73,12 @@ impl Task for SystemHealthCheck {
             .get("crawl_status")
             .map(|m| m.values().sum())
             .unwrap_or(0);
+        // For /metrics, which must not search history for it.
+        *self
+            .0
+            .latest_papers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(papers.clone());
         Ok(HealthReport {
             database: DatabaseHealth {
                 reachable: true,

@@ -83,26 +83,35 @@ impl Task for DatabaseMaintenance {
         let pool = &self.0.pool;
         let started = Instant::now();
         let mut processing_queue_deleted = 0;
+        // Walk forward by id, so each batch starts where the last stopped
+        // instead of re-reading the rows it kept (or has not vacuumed yet).
+        let mut after_id = 0i32;
         loop {
             // RefNet's timestamps are UTC without a zone.
-            let deleted = sqlx::query(
-                "DELETE FROM public.processing_queue
-                 WHERE id = ANY(ARRAY(
+            let (deleted, last): (i64, Option<i32>) = sqlx::query_as(
+                "WITH batch AS (
                      SELECT id FROM public.processing_queue
-                     WHERE status IN ('completed', 'failed')
+                     WHERE id > $3 AND status IN ('completed', 'failed')
                        AND coalesce(completed_at, updated_at)
                            < (now() AT TIME ZONE 'UTC') - make_interval(days => $1)
+                     ORDER BY id
                      LIMIT $2
-                 ))",
+                 ), gone AS (
+                     DELETE FROM public.processing_queue
+                     WHERE id IN (SELECT id FROM batch)
+                     RETURNING id
+                 )
+                 SELECT count(*), max(id) FROM gone",
             )
             .bind(args.queue_days_to_keep as i32)
             .bind(BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            processing_queue_deleted += deleted;
-            if deleted < BATCH as u64 {
-                break;
+            .bind(after_id)
+            .fetch_one(pool)
+            .await?;
+            processing_queue_deleted += deleted as u64;
+            match last {
+                Some(last) if deleted == BATCH => after_id = last,
+                _ => break,
             }
             if ctx.cancel.is_cancelled() {
                 return Err(TaskError::retryable(

@@ -32,7 +32,14 @@ pub(crate) struct TaskEnv {
     pub(crate) log_recursive: bool,
     /// Backups: where, how many, and of which database.
     pub(crate) backup: BackupEnv,
+    /// Paper counts per status column and value from this runner's latest
+    /// health check, for `/metrics`.
+    pub(crate) latest_papers: std::sync::Mutex<Option<PaperCounts>>,
 }
+
+/// Status column → value → papers.
+pub(crate) type PaperCounts =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>;
 
 /// What the backup task needs.
 pub(crate) struct BackupEnv {
@@ -61,6 +68,7 @@ impl TaskEnv {
                 database_url: database_url.to_string(),
                 production: true,
             },
+            latest_papers: std::sync::Mutex::new(None),
         }
     }
 }

@@ -806,6 +806,7 @@ pub(crate) async fn retry<'e>(
              UPDATE refnet_jobs.jobs j
              SET state = 'available', run_at = now(), finished_at = NULL, result = NULL,
                  cancel_requested_at = NULL, cancel_terminate = false, lease_expires_at = NULL,
+                 worker_id = NULL, started_at = NULL, heartbeat_at = NULL,
                  max_attempts = greatest(j.max_attempts, j.attempt + 1)
              FROM old
              WHERE j.id = old.id AND old.state IN ('failed', 'cancelled')

@@ -180,12 +180,18 @@ async fn salvage(
 ) {
     let message =
         format!("the attempt's outcome could not be recorded: {error}").replace('\0', "\u{FFFD}");
+    // A failure keeps its own fate (retry or not); a refused success or
+    // revoke cannot be retried into being stored, so it fails for good.
+    let (permanent, retry_in) = match &job.outcome {
+        Outcome::Failed(failure) => (failure.is_permanent(), job.retry_in.as_secs_f64()),
+        _ => (true, 0.0),
+    };
     let failure = db::jobs::Failure {
         id: job.id,
         attempt: job.attempt,
         error: &message,
-        permanent: true,
-        retry_in_secs: 0.0,
+        permanent,
+        retry_in_secs: retry_in,
         elapsed_secs: job.elapsed.as_secs_f64(),
     };
     let failures = [failure];
@@ -194,8 +200,19 @@ async fn salvage(
     })
     .await
     {
-        Some(Ok(_)) => tracing::error!(job = %job.id, task = %job.task, %error,
-            "the database refused this job's outcome; recorded it as failed"),
+        Some(Ok(written)) => {
+            tracing::error!(job = %job.id, task = %job.task, %error,
+                "the database refused this job's outcome; recorded it as a failure");
+            let as_failure = Finished {
+                id: job.id,
+                task: job.task.clone(),
+                attempt: job.attempt,
+                outcome: Outcome::Failed(crate::TaskError::permanent(message.clone())),
+                retry_in: job.retry_in,
+                elapsed: job.elapsed,
+            };
+            report(shared, &[&as_failure], Some(&written));
+        }
         _ => tracing::error!(job = %job.id, task = %job.task, %error,
             "cannot record this job's outcome at all; it stays running until its lease expires"),
     }
@@ -324,7 +341,10 @@ fn is_transient(error: &crate::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             code.starts_with("08") // connection exception
                 || code.starts_with("53") // insufficient resources
-                || code.starts_with("57") // operator intervention (shutdown)
+                || code.starts_with("57") // operator intervention (shutdown, timeouts)
+                || code.starts_with("58") // system error (I/O)
+                || code == "25006" // read-only transaction: a failover in progress
+                || code == "55P03" // lock not available
                 || code == "40001" // serialization failure
                 || code == "40P01" // deadlock detected
         }),
@@ -332,8 +352,8 @@ fn is_transient(error: &crate::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
+        // A closed pool never reopens: waiting on it only holds up the rest.
         _ => false,
     }
 }

@@ -34,7 +34,7 @@ pub(crate) enum Outcome {
 pub(crate) async fn run(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
     let started = Instant::now();
     let registered = shared.registry.get(&job.task);
-    let outcome = match shared.held.start(job.id) {
+    let outcome = match shared.held.start(job.id, job.attempt) {
         Err(Stop::Revoked) => Outcome::Revoked {
             started: false,
             message: "revoked before it started".into(),
@@ -59,14 +59,14 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePer
                 };
                 let handle = tokio::spawn(task.handler.clone().call(ctx, job.args.clone()));
                 let ran = supervise(&job, handle, limits, &tokens.interrupt, &tokens.cancel).await;
-                match (ran, shared.held.stop_reason(job.id)) {
+                match (ran, shared.held.stop_reason(job.id, job.attempt)) {
                     (Ran::Returned(Ok(value)), _) => Outcome::Completed(value),
                     (Ran::Returned(Err(error)), Some(Stop::Revoked)) => Outcome::Revoked {
                         started: true,
                         message: format!("revoked; the task stopped with: {error}"),
                     },
                     // Stopped on its own because the worker is shutting down:
-                    // an interruption, which never costs the job.
+                    // an interruption, never recorded as a failure.
                     (Ran::Returned(Err(_)), None) if shared.stopping.is_cancelled() => {
                         Outcome::Interrupted
                     }
@@ -84,7 +84,7 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePer
                     ))),
                     (Ran::Interrupted, Some(Stop::Revoked)) => Outcome::Revoked {
                         started: true,
-                        message: if shared.held.was_terminated(job.id) {
+                        message: if shared.held.was_terminated(job.id, job.attempt) {
                             "revoked with terminate; stopped at once".to_string()
                         } else {
                             format!(
@@ -101,7 +101,7 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePer
     };
     let retry = registered.map(|t| t.options.retry).unwrap_or_default();
     let retry_in = retry.delay(job.attempt);
-    shared.held.finish(job.id);
+    shared.held.finish(job.id, job.attempt);
     drop(permit);
     shared.completer.send(Finished {
         id: job.id,

@@ -75,9 +75,9 @@ impl Held {
 
     /// The tokens of a job about to start, or why it must not start (it was
     /// revoked or lost while it waited in the buffer).
-    pub(crate) fn start(&self, id: Uuid) -> Result<Tokens, Stop> {
+    pub(crate) fn start(&self, id: Uuid, attempt: i32) -> Result<Tokens, Stop> {
         let jobs = self.lock();
-        match jobs.get(&id) {
+        match jobs.get(&id).filter(|entry| entry.attempt == attempt) {
             None => Err(Stop::LeaseLost),
             Some(entry) => match entry.stop {
                 Some(stop @ (Stop::Revoked | Stop::LeaseLost)) => Err(stop),
@@ -89,19 +89,27 @@ impl Held {
         }
     }
 
-    /// Why job `id` was stopped, if it was.
-    pub(crate) fn stop_reason(&self, id: Uuid) -> Option<Stop> {
-        self.lock().get(&id).and_then(|entry| entry.stop)
+    /// Why attempt `attempt` of job `id` was stopped, if it was. An attempt
+    /// no longer held (a newer one replaced it) counts as lost.
+    pub(crate) fn stop_reason(&self, id: Uuid, attempt: i32) -> Option<Stop> {
+        match self.lock().get(&id) {
+            Some(entry) if entry.attempt == attempt => entry.stop,
+            _ => Some(Stop::LeaseLost),
+        }
     }
 
-    /// True when a revoke with `terminate` dropped job `id`.
-    pub(crate) fn was_terminated(&self, id: Uuid) -> bool {
-        self.lock().get(&id).is_some_and(|entry| entry.terminated)
+    /// True when a revoke with `terminate` dropped this attempt of job `id`.
+    pub(crate) fn was_terminated(&self, id: Uuid, attempt: i32) -> bool {
+        self.lock()
+            .get(&id)
+            .is_some_and(|entry| entry.attempt == attempt && entry.terminated)
     }
 
-    /// Notes that job `id`'s outcome was handed over for writing.
-    pub(crate) fn finish(&self, id: Uuid) {
-        if let Some(entry) = self.lock().get_mut(&id) {
+    /// Notes that this attempt's outcome was handed over for writing.
+    pub(crate) fn finish(&self, id: Uuid, attempt: i32) {
+        if let Some(entry) = self.lock().get_mut(&id)
+            && entry.attempt == attempt
+        {
             entry.finished = true;
         }
     }
