@@ -123,9 +123,10 @@ pub(crate) async fn run(
 /// worker is already running: its earlier claim was lost (a server crash
 /// after an asynchronous claim) while it ran on, and the run going on records
 /// its outcome on the new claim (same attempt number, the lost claim's count
-/// was lost too), so it is neither started nor returned twice. Should the
-/// attempts differ (its lease was rescued meanwhile), the old run is stopped
-/// by the next heartbeat and the new claim is rescued once its lease expires.
+/// was lost too), so it is neither started nor returned twice. A newer
+/// attempt (its lease was rescued and this worker claimed it again) replaces
+/// an old one that is over; while the old one still runs, the new claim
+/// waits for the rescue of its lease.
 fn take(shared: &Shared, queue: &str, claimed: Vec<Job>, buffer: &mut VecDeque<Job>) {
     for job in claimed {
         if shared.held.insert(job.id, job.attempt, &shared.stopping) {
