@@ -110,3 +110,30 @@ async fn pruners_running_at_once_delete_each_row_once(pool: PgPool) {
         0
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn purge_deletes_a_large_backlog_in_batches_and_counts_it_all(pool: PgPool) {
+    refnet_jobs::migrate(&pool).await.unwrap();
+    let jobs: Vec<refnet_jobs::NewJob> = (0..25_001)
+        .map(|i| {
+            refnet_jobs::NewJob::new(if i % 2 == 0 { "a" } else { "b" }, serde_json::json!({}))
+        })
+        .collect();
+    refnet_jobs::enqueue_many(&pool, &jobs).await.unwrap();
+    let purged = refnet_jobs::purge(&pool, None, None, false).await.unwrap();
+    assert_eq!(purged.total, 25_001);
+    let by_task: Vec<(String, i64)> = purged
+        .groups
+        .iter()
+        .map(|g| (g.task.clone(), g.count))
+        .collect();
+    assert_eq!(
+        by_task,
+        vec![("a".to_string(), 12_501), ("b".to_string(), 12_500)]
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM refnet_jobs.jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

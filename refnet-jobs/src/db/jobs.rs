@@ -768,26 +768,33 @@ pub(crate) async fn count_waiting<'e>(
     .await?)
 }
 
-/// Deletes waiting jobs (never running or finished ones), skipping rows a
-/// worker is claiming this instant. Returns the deleted jobs' queue and task.
+/// Deletes up to `limit` waiting jobs (never running or finished ones),
+/// skipping rows a worker is claiming this instant. Returns how many it
+/// deleted per queue and task.
 pub(crate) async fn purge_waiting<'e>(
     executor: impl PgExecutor<'e>,
     queue: Option<&str>,
     task: Option<&str>,
-) -> Result<Vec<(String, String)>> {
+    limit: i64,
+) -> Result<Vec<(String, String, i64)>> {
     Ok(sqlx::query_as(
-        "DELETE FROM refnet_jobs.jobs
-         WHERE id = ANY(ARRAY(
-             SELECT id FROM refnet_jobs.jobs
-             WHERE state IN ('scheduled', 'available', 'retryable')
-               AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR task = $2)
-             FOR UPDATE SKIP LOCKED
-         ))
-           AND state IN ('scheduled', 'available', 'retryable')
-         RETURNING queue, task",
+        "WITH gone AS (
+             DELETE FROM refnet_jobs.jobs
+             WHERE id = ANY(ARRAY(
+                 SELECT id FROM refnet_jobs.jobs
+                 WHERE state IN ('scheduled', 'available', 'retryable')
+                   AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR task = $2)
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED
+             ))
+               AND state IN ('scheduled', 'available', 'retryable')
+             RETURNING queue, task
+         )
+         SELECT queue, task, count(*) FROM gone GROUP BY 1, 2",
     )
     .bind(queue)
     .bind(task)
+    .bind(limit)
     .fetch_all(executor)
     .await?)
 }

@@ -6,6 +6,9 @@ use sqlx::PgPool;
 
 use crate::{Result, db};
 
+/// Jobs deleted per statement.
+const BATCH: i64 = 10_000;
+
 /// Waiting jobs of one queue and task, as [`purge`] counts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PurgeGroup {
@@ -44,9 +47,18 @@ pub async fn purge(
     let rows: Vec<(String, String, i64)> = if dry_run {
         db::jobs::count_waiting(pool, queue, task).await?
     } else {
+        // In batches, each its own short transaction, so a large backlog
+        // never holds one huge delete (or its rows in memory).
         let mut counts = std::collections::BTreeMap::<(String, String), i64>::new();
-        for key in db::jobs::purge_waiting(pool, queue, task).await? {
-            *counts.entry(key).or_default() += 1;
+        loop {
+            let batch = db::jobs::purge_waiting(pool, queue, task, BATCH).await?;
+            let deleted: i64 = batch.iter().map(|(_, _, n)| n).sum();
+            for (q, t, n) in batch {
+                *counts.entry((q, t)).or_default() += n;
+            }
+            if deleted < BATCH {
+                break;
+            }
         }
         counts.into_iter().map(|((q, t), n)| (q, t, n)).collect()
     };
