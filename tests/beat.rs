@@ -5,14 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "runner_process.rs"]
+mod runner_process;
 #[path = "support.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use runner_process::{Runner, ready};
 use sqlx::PgPool;
 use support::*;
 use uuid::Uuid;
@@ -44,136 +46,6 @@ fn write_config(dir: &Path, name: &str, cron: &str) -> PathBuf {
 // ---------------------------------------------------------------------------
 // Runner processes
 // ---------------------------------------------------------------------------
-
-/// A runner process (scheduler enabled); SIGKILLed on drop so no runner
-/// outlives a failed test.
-struct Runner {
-    child: Option<Child>,
-    pid: u32,
-    name: String,
-    log: PathBuf,
-}
-
-impl Runner {
-    /// Starts `refnet-jobs-runner --config CONFIG` on `url`, its log (stderr)
-    /// in `dir/NAME.log`.
-    fn start(dir: &Path, name: &str, config: &Path, url: &str) -> Runner {
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
-            .current_dir(dir)
-            .arg("--config")
-            .arg(config)
-            .env("DATABASE_URL", url)
-            .env_remove("DATABASE__HOST")
-            .env_remove("DATABASE__DATABASE")
-            .env_remove("REFNET_ENV")
-            .env_remove("REFNET_JOBS_LOG_JSON")
-            .env_remove("REFNET_JOBS_CONFIG")
-            .env("RUST_LOG", "info,sqlx=error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        Runner {
-            pid: child.id(),
-            child: Some(child),
-            name: name.to_string(),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// `kill -9`, and reap it.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// The exit status if it has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
-    }
-
-    /// Its exit status within `limit` of a SIGTERM sent already (panics, with
-    /// the log, after that).
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("runner still running");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if start.elapsed() > limit {
-                child.kill().ok();
-                child.wait().ok();
-                panic!(
-                    "runner {} did not stop within {limit:?} of SIGTERM; log:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
-}
-
-fn logs(runners: &[Runner]) -> String {
-    runners
-        .iter()
-        .map(|r| format!("--- {} (pid {}) ---\n{}", r.name, r.pid, r.log()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The worker id `runner` registered under, once its worker has started.
-async fn ready(pool: &PgPool, runner: &mut Runner) -> String {
-    let start = Instant::now();
-    loop {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM refnet_jobs.workers WHERE pid = $1")
-                .bind(runner.pid as i32)
-                .fetch_optional(pool)
-                .await
-                .ok()
-                .flatten();
-        if let Some(id) = id {
-            return id;
-        }
-        if let Some(status) = runner.exited() {
-            panic!(
-                "runner {} exited ({status}) before it started; log:\n{}",
-                runner.name,
-                runner.log()
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "runner {} did not register within 60 s; log:\n{}",
-            runner.name,
-            runner.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// SIGTERMs every live runner at once (so none fires a tick the others no
 /// longer run), then asserts each exits 0 within 20 s.
@@ -272,7 +144,7 @@ async fn kill_the_runner_of_tick(
             start.elapsed() < limit,
             "tick {nth} never completed in time; ticks: {:#?}\n{}",
             ticks(pool, schedule).await,
-            logs(runners)
+            runner_process::logs(&runners.iter().collect::<Vec<_>>())
         );
         let all = ticks(pool, schedule).await;
         let now = db_now(pool).await;
@@ -319,7 +191,12 @@ async fn check_ticks(
             runner_of(runners, ids, t.worker_id.as_deref()),
         );
     }
-    let dump = || format!("ticks: {all:#?}\n{}", logs(runners));
+    let dump = || {
+        format!(
+            "ticks: {all:#?}\n{}",
+            runner_process::logs(&runners.iter().collect::<Vec<_>>())
+        )
+    };
     assert!(!all.is_empty(), "no tick fired\n{}", dump());
 
     // Exactly one job per tick, backed by a unique index.
@@ -481,7 +358,7 @@ async fn three_runners_fire_each_tick_exactly_once_even_when_one_is_killed(pool:
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "only {later} ticks after the kill within 30 s; ticks: {all:#?}\n{}",
-            logs(&runners)
+            runner_process::logs(&runners.iter().collect::<Vec<_>>())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

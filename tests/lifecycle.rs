@@ -5,16 +5,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "runner_process.rs"]
+mod runner_process;
 #[path = "support.rs"]
 mod support;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use refnet_jobs::{NewJob, TimeLimits};
+use runner_process::{Runner, logs, ready};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::*;
@@ -86,102 +89,6 @@ impl Settings {
     }
 }
 
-/// A runner process; SIGKILLed on drop so no runner outlives a failed test.
-struct Runner {
-    child: Option<Child>,
-    pid: u32,
-    name: String,
-    log: PathBuf,
-}
-
-impl Runner {
-    /// Starts `refnet-jobs-runner --config CONFIG --no-scheduler` on `url`,
-    /// its log (stderr) in `dir/NAME.log`.
-    fn start(dir: &Path, name: &str, config: &Path, url: &str) -> Runner {
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_refnet-jobs-runner"))
-            .current_dir(dir)
-            .arg("--config")
-            .arg(config)
-            .arg("--no-scheduler")
-            .env("DATABASE_URL", url)
-            .env_remove("DATABASE__HOST")
-            .env_remove("DATABASE__DATABASE")
-            .env_remove("REFNET_ENV")
-            .env_remove("REFNET_JOBS_LOG_JSON")
-            .env_remove("REFNET_JOBS_CONFIG")
-            .env("RUST_LOG", "info,sqlx=error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        Runner {
-            pid: child.id(),
-            child: Some(child),
-            name: name.to_string(),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `kill -9`, and reap it.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// The exit status if it has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
-    }
-
-    /// SIGTERM, then its exit status within `limit` (panics, with the log, after that).
-    async fn terminate(&mut self, limit: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("runner still running");
-        terminate(child.id());
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if start.elapsed() > limit {
-                child.kill().ok();
-                child.wait().ok();
-                panic!(
-                    "runner {} did not stop within {limit:?} of SIGTERM; log:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
-}
-
-/// Every runner's log, for failure messages.
-fn logs(runners: &[&Runner]) -> String {
-    runners
-        .iter()
-        .map(|r| format!("--- {} (pid {}) ---\n{}", r.name, r.pid, r.log()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Polls `check` every 100 ms until it yields a value; `None` after `limit`.
 async fn until<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where
@@ -197,38 +104,6 @@ where
             return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The worker id `runner` registered under, once its worker has started
-/// (its tasks are in the catalogue by then).
-async fn ready(pool: &PgPool, runner: &mut Runner) -> String {
-    let start = Instant::now();
-    loop {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM refnet_jobs.workers WHERE pid = $1")
-                .bind(runner.pid as i32)
-                .fetch_optional(pool)
-                .await
-                .ok()
-                .flatten();
-        if let Some(id) = id {
-            return id;
-        }
-        if let Some(status) = runner.exited() {
-            panic!(
-                "runner {} exited ({status}) before it started; log:\n{}",
-                runner.name,
-                runner.log()
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "runner {} did not register within 60 s; log:\n{}",
-            runner.name,
-            runner.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -362,8 +237,8 @@ async fn a_runner_killed_mid_job_loses_nothing(pool: PgPool) {
     let settings = Settings::default();
     let config = settings.write(&dir);
     let mut runners = [
-        Runner::start(&dir, "r1", &config, &url),
-        Runner::start(&dir, "r2", &config, &url),
+        Runner::workers_only(&dir, "r1", &config, &url),
+        Runner::workers_only(&dir, "r2", &config, &url),
     ];
     let ids = [
         ready(&pool, &mut runners[0]).await,
@@ -464,7 +339,7 @@ async fn a_runner_killed_on_the_last_attempt_fails_the_job_with_the_lost_worker_
     let dir = temp_dir("kill-last-attempt");
     let settings = Settings::default();
     let config = settings.write(&dir);
-    let mut r1 = Runner::start(&dir, "r1", &config, &url);
+    let mut r1 = Runner::workers_only(&dir, "r1", &config, &url);
     let r1_id = ready(&pool, &mut r1).await;
 
     let id = enqueue(&pool, sleep_job(10.0, false).max_attempts(1)).await;
@@ -482,7 +357,7 @@ async fn a_runner_killed_on_the_last_attempt_fails_the_job_with_the_lost_worker_
     r1.kill9();
 
     // Rescue runs in every runner: a new one takes the expired lease back.
-    let mut r2 = Runner::start(&dir, "r2", &config, &url);
+    let mut r2 = Runner::workers_only(&dir, "r2", &config, &url);
     ready(&pool, &mut r2).await;
     let limit = Duration::from_secs_f64(settings.lease_secs + 30.0);
     let done = wait_job(
@@ -537,7 +412,7 @@ async fn twenty_kills_lose_no_job(pool: PgPool) {
     let mut started = 0;
     let spawn = |started: &mut usize| {
         *started += 1;
-        Runner::start(&dir, &format!("r{started}"), &config, &url)
+        Runner::workers_only(&dir, &format!("r{started}"), &config, &url)
     };
     let mut slots = [spawn(&mut started), spawn(&mut started)];
     let mut worker_ids = [
@@ -654,7 +529,7 @@ async fn sigterm_mid_job_returns_it_without_losing_its_attempt(pool: PgPool) {
     // A ignores its cancel token, so the grace period runs out; B waits behind it.
     let a = enqueue(&pool, sleep_job(8.0, true).max_attempts(3)).await;
     let b = enqueue(&pool, sleep_job(1.0, false).max_attempts(3)).await;
-    let mut r1 = Runner::start(&dir, "r1", &config, &url);
+    let mut r1 = Runner::workers_only(&dir, "r1", &config, &url);
     let r1_id = ready(&pool, &mut r1).await;
     wait_job(
         &pool,
@@ -718,7 +593,7 @@ async fn sigterm_mid_job_returns_it_without_losing_its_attempt(pool: PgPool) {
             .unwrap();
     assert_eq!(registered, 0, "R1 removed itself from the registry");
 
-    let mut r2 = Runner::start(&dir, "r2", &config, &url);
+    let mut r2 = Runner::workers_only(&dir, "r2", &config, &url);
     ready(&pool, &mut r2).await;
     for (id, name) in [(a, "A"), (b, "B")] {
         wait_job(
@@ -812,7 +687,7 @@ async fn a_hard_time_limit_stops_a_task_that_ignores_the_soft_one(pool: PgPool) 
         ..Settings::default()
     };
     let config = settings.write(&dir);
-    let mut runner = Runner::start(&dir, "r1", &config, &url);
+    let mut runner = Runner::workers_only(&dir, "r1", &config, &url);
     ready(&pool, &mut runner).await;
     let limits =
         TimeLimits::new(Some(Duration::from_secs(2)), Some(Duration::from_secs(5))).unwrap();
@@ -949,7 +824,7 @@ async fn revoke_works_even_without_notify(pool: PgPool) {
         ..Settings::default()
     };
     let config = settings.write(&dir);
-    let mut runner = Runner::start(&dir, "r1", &config, &url);
+    let mut runner = Runner::workers_only(&dir, "r1", &config, &url);
     ready(&pool, &mut runner).await;
 
     // (a) A running job that ignores its token: stopped after the cancel grace.
@@ -1099,7 +974,7 @@ async fn a_revoked_job_whose_runner_dies_ends_cancelled_not_retried(pool: PgPool
         ..Settings::default()
     };
     let config = settings.write(&dir);
-    let mut r1 = Runner::start(&dir, "r1", &config, &url);
+    let mut r1 = Runner::workers_only(&dir, "r1", &config, &url);
     ready(&pool, &mut r1).await;
     let id = enqueue(&pool, sleep_job(60.0, true).max_attempts(3)).await;
     wait_job(
@@ -1123,7 +998,7 @@ async fn a_revoked_job_whose_runner_dies_ends_cancelled_not_retried(pool: PgPool
     .unwrap_or_else(|| panic!("the runner never heard of the revoke\n{}", r1.log()));
     r1.kill9();
 
-    let mut r2 = Runner::start(&dir, "r2", &config, &url);
+    let mut r2 = Runner::workers_only(&dir, "r2", &config, &url);
     ready(&pool, &mut r2).await;
     let done = wait_job(
         &pool,
@@ -1330,7 +1205,7 @@ async fn a_postgresql_restart_mid_drain_loses_no_job() {
         ..Settings::default()
     };
     let config = settings.write(&dir);
-    let mut runner = Runner::start(&dir, "r1", &config, &url);
+    let mut runner = Runner::workers_only(&dir, "r1", &config, &url);
     ready(&pool, &mut runner).await;
 
     let jobs: Vec<NewJob> = (0..JOBS)
